@@ -1,0 +1,117 @@
+"""The session cookie of SPEC §2: issue, clear and verify it; FastAPI dependencies.
+
+The cookie `session` holds base64 of `{"jwt": "<token>"}`. Only the auth service
+issues it; every service verifies it with the shared `JWT_KEY`. A missing, malformed,
+forged or expired cookie means "signed out", never an error by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request, Response
+from pydantic import BaseModel
+
+from ticketing_common.errors import NotAuthorizedError
+
+COOKIE_NAME = "session"
+ALGORITHM = "HS256"
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+
+
+class UserPayload(BaseModel):
+    """The signed-in user, as the JWT carries it."""
+
+    id: str
+    email: str
+    iat: int
+    exp: int
+
+
+@dataclass(frozen=True)
+class SessionCodec:
+    """Signs and verifies session tokens; lives on `app.state.sessions`."""
+
+    jwt_key: str
+    cookie_secure: bool = True
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
+
+    def token_for(self, user_id: str, email: str, now: int | None = None) -> str:
+        issued = int(time.time()) if now is None else now
+        claims = {"id": user_id, "email": email, "iat": issued, "exp": issued + self.ttl_seconds}
+        return jwt.encode(claims, self.jwt_key, algorithm=ALGORITHM)
+
+    def cookie_value(self, token: str) -> str:
+        return base64.b64encode(json.dumps({"jwt": token}).encode()).decode()
+
+    def decode_cookie(self, raw: str | None) -> UserPayload | None:
+        if not raw:
+            return None
+        try:
+            envelope: Any = json.loads(base64.b64decode(raw, validate=True))
+            token = envelope["jwt"]
+            if not isinstance(token, str):
+                return None
+            claims = jwt.decode(
+                token,
+                self.jwt_key,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "iat"]},
+            )
+            return UserPayload.model_validate(claims)
+        except (ValueError, TypeError, KeyError, binascii.Error, jwt.PyJWTError):
+            return None
+
+    def set_cookie(self, response: Response, user_id: str, email: str) -> None:
+        response.set_cookie(
+            COOKIE_NAME,
+            self.cookie_value(self.token_for(user_id, email)),
+            max_age=self.ttl_seconds,
+            path="/",
+            httponly=True,
+            secure=self.cookie_secure,
+            samesite="lax",
+        )
+
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(
+            COOKIE_NAME, path="/", httponly=True, secure=self.cookie_secure, samesite="lax"
+        )
+
+
+def install_sessions(app: FastAPI, codec: SessionCodec) -> None:
+    app.state.sessions = codec
+
+
+def read_current_user(request: Request) -> UserPayload | None:
+    codec: SessionCodec = request.app.state.sessions
+    return codec.decode_cookie(request.cookies.get(COOKIE_NAME))
+
+
+def current_user(request: Request) -> UserPayload | None:
+    """The signed-in user, or None."""
+    return read_current_user(request)
+
+
+def require_user(request: Request) -> UserPayload:
+    """The signed-in user; 401 `Not authorized` otherwise."""
+    user = read_current_user(request)
+    if user is None:
+        raise NotAuthorizedError()
+    return user
+
+
+def get_sessions(request: Request) -> SessionCodec:
+    codec: SessionCodec = request.app.state.sessions
+    return codec
+
+
+CurrentUser = Annotated[UserPayload | None, Depends(current_user)]
+RequireUser = Annotated[UserPayload, Depends(require_user)]
+SessionsDep = Annotated[SessionCodec, Depends(get_sessions)]

@@ -1,0 +1,178 @@
+"""The one error shape of the API (SPEC §1) and the handlers that render it.
+
+Routes raise an `AppError` subclass; `install_error_handlers` turns it, FastAPI's
+validation errors, unknown routes and unexpected exceptions into
+`{"errors": [{"message": ..., "field"?: ...}]}` with the right status. Nothing else
+builds error responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("ticketing.errors")
+
+
+class AppError(Exception):
+    """Base of every error a route raises: a status and one or more messages."""
+
+    status_code: int = 500
+    message: str = "Something went wrong"
+
+    def __init__(self, message: str | None = None, field: str | None = None) -> None:
+        self.message = message or type(self).message
+        self.field = field
+        super().__init__(self.message)
+
+    def serialize(self) -> list[dict[str, str]]:
+        entry = {"message": self.message}
+        if self.field is not None:
+            entry["field"] = self.field
+        return [entry]
+
+
+class BadRequestError(AppError):
+    """A business rule refused the request (400)."""
+
+    status_code = 400
+    message = "Bad request"
+
+
+class ValidationFailedError(AppError):
+    """Input fields failed validation: one entry per field (400)."""
+
+    status_code = 400
+    message = "Invalid request"
+
+    def __init__(self, errors: Sequence[tuple[str | None, str]]) -> None:
+        super().__init__(errors[0][1] if errors else None)
+        self.errors = list(errors)
+
+    def serialize(self) -> list[dict[str, str]]:
+        return [
+            {"message": message} if field is None else {"message": message, "field": field}
+            for field, message in self.errors
+        ]
+
+
+class NotAuthorizedError(AppError):
+    """Not signed in where required, or not the owner (401)."""
+
+    status_code = 401
+    message = "Not authorized"
+
+
+class NotFoundError(AppError):
+    """Missing resource, unknown route or malformed path id (404)."""
+
+    status_code = 404
+    message = "Not Found"
+
+
+class MethodNotAllowedError(AppError):
+    status_code = 405
+    message = "Method not allowed"
+
+
+class ConflictError(AppError):
+    """Lost an optimistic-concurrency race; the client may retry (409)."""
+
+    status_code = 409
+    message = "The record was changed by another request; please retry"
+
+
+class PaymentProviderError(AppError):
+    """The payment provider is unreachable or failing (502)."""
+
+    status_code = 502
+    message = "Payment provider unavailable"
+
+
+def error_response(error: AppError) -> JSONResponse:
+    return JSONResponse({"errors": error.serialize()}, status_code=error.status_code)
+
+
+def _clean_message(message: str) -> str:
+    # pydantic prefixes messages of custom validators with "Value error, ".
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
+def _validation_entries(errors: Iterable[Any]) -> list[tuple[str | None, str]]:
+    entries: list[tuple[str | None, str]] = []
+    seen: set[str | None] = set()
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ())]
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            return [(None, "Request body is not valid JSON")]
+        source, path = (loc[0], loc[1:]) if loc else ("body", [])
+        if source == "body" and not path:
+            # The body as a whole: absent, or a JSON value that is not an object.
+            return [(None, "Request body must be a JSON object")]
+        field = ".".join(path) if path else source
+        if field in seen:
+            continue
+        seen.add(field)
+        message = "Required" if kind == "missing" else _clean_message(str(err.get("msg", "")))
+        entries.append((field, message))
+    return entries or [(None, "Invalid request")]
+
+
+def _uses(dependant: Dependant, call: Any) -> bool:
+    return any(dep.call is call or _uses(dep, call) for dep in dependant.dependencies)
+
+
+def _route_requires_user(request: Request) -> bool:
+    from ticketing_common.auth import require_user
+
+    endpoint = request.scope.get("endpoint")
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is endpoint:
+            return _uses(route.dependant, require_user)
+    return False
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of `app` in the one error shape of SPEC §1."""
+
+    @app.exception_handler(AppError)
+    async def handle_app_error(request: Request, exc: AppError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def handle_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses the body before it runs dependencies; a protected route still
+        # answers 401 first (SPEC §1), whatever the body holds.
+        if _route_requires_user(request):
+            from ticketing_common.auth import read_current_user
+
+            if read_current_user(request) is None:
+                return error_response(NotAuthorizedError())
+        return error_response(ValidationFailedError(_validation_entries(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(NotFoundError())
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowedError())
+        error = AppError(str(exc.detail))
+        error.status_code = exc.status_code
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(AppError())

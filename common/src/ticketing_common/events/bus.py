@@ -1,0 +1,200 @@
+"""One service's connection to JetStream: publishing with retries, listeners, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
+from nats.js.errors import NotFoundError
+
+from ticketing_common.config import EventSettings
+from ticketing_common.events.payloads import EventPayload
+from ticketing_common.events.stream import STREAM_NAME, durable_name, ensure_stream
+
+if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext as _JS  # noqa: F401
+
+    from ticketing_common.events.listener import Listener
+
+logger = logging.getLogger("ticketing.events")
+
+_RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, OSError)
+
+
+class PublishError(RuntimeError):
+    """A publish that did not get a PubAck within the publish timeout."""
+
+
+class EventBus:
+    """A service's NATS connection, its publishes and its durable consumers.
+
+    Open it in the lifespan: `await bus.connect()`, `bus.add_listener(...)` for each
+    listener, `await bus.start_listeners(recreate=...)` before the service reports
+    ready, `await bus.close()` after.
+    """
+
+    def __init__(self, service: str, settings: EventSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._listeners: list[Listener[Any]] = []
+        self._subscriptions: list[Any] = []
+        self._started = False
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("EventBus is not connected")
+        return self._js
+
+    @property
+    def nc(self) -> NATS:
+        if self._nc is None:
+            raise RuntimeError("EventBus is not connected")
+        return self._nc
+
+    async def connect(self, timeout: float = 30.0) -> None:
+        """Connect (retrying for `timeout` seconds, SPEC §5) and ensure the stream."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    self.settings.NATS_URL,
+                    name=self.service,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+                break
+            except _RETRYABLE as exc:
+                if loop.time() > deadline:
+                    raise RuntimeError(
+                        f"{self.service}: NATS at {self.settings.NATS_URL} unreachable "
+                        f"for {timeout:.0f}s"
+                    ) from exc
+                logger.warning("NATS not reachable yet (%s); retrying", exc)
+                await asyncio.sleep(1)
+        self._js = self._nc.jetstream()
+        await self._retry(lambda: ensure_stream(self.js), "ensure stream")
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()
+        self._started = False
+
+    # Publishing ---------------------------------------------------------------------
+
+    async def publish(self, payload: EventPayload) -> PubAck:
+        """Publish `payload` on its subject with its message id; awaited and retried."""
+        return await self.publish_raw(payload.subject.value, payload.to_json(), payload.message_id())
+
+    async def publish_raw(self, subject: str, data: bytes, msg_id: str) -> PubAck:
+        """Publish and wait for the PubAck, retrying through reconnects for up to
+        PUBLISH_TIMEOUT_SECONDS; the same `msg_id` makes a retried publish a duplicate
+        the stream drops."""
+
+        async def attempt() -> PubAck:
+            return await self.js.publish(
+                subject, data, timeout=2.0, headers={"Nats-Msg-Id": msg_id}
+            )
+
+        return await self._retry(attempt, f"publish {msg_id}")
+
+    async def _retry(self, action: Any, what: str) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.PUBLISH_TIMEOUT_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return await action()
+            except _RETRYABLE as exc:
+                if self._nc is None or self._nc.is_closed:
+                    raise PublishError(f"{what}: connection closed") from exc
+                if loop.time() + delay > deadline:
+                    raise PublishError(f"{what}: no PubAck ({exc!r})") from exc
+                logger.info("%s failed (%r); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # Listening ----------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener[Any]) -> None:
+        if self._started:
+            raise RuntimeError("add listeners before start_listeners()")
+        names = {durable_name(self.service, item.subject) for item in self._listeners}
+        if durable_name(self.service, listener.subject) in names:
+            raise ValueError(f"{self.service} already listens to {listener.subject}")
+        self._listeners.append(listener)
+
+    def consumer_names(self) -> list[str]:
+        return [durable_name(self.service, listener.subject) for listener in self._listeners]
+
+    async def start_listeners(self, *, recreate: bool = False) -> None:
+        """Create (or bind to) each listener's durable consumer and subscribe.
+
+        `recreate` deletes the consumers first, so they replay the stream from the
+        start: with an in-memory database the service rebuilds its replicas (SPEC §4).
+        """
+        for listener in self._listeners:
+            name = durable_name(self.service, listener.subject)
+            if recreate:
+                try:
+                    await self.js.delete_consumer(STREAM_NAME, name)
+                    logger.info("deleted consumer %s to replay the stream", name)
+                except NotFoundError:
+                    pass
+            config = ConsumerConfig(
+                durable_name=name,
+                deliver_group=name,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30.0,
+                max_deliver=-1,
+                max_ack_pending=1000,
+                filter_subject=listener.subject.value,
+            )
+            subscription = await self.js.subscribe(
+                listener.subject.value,
+                queue=name,
+                durable=name,
+                stream=STREAM_NAME,
+                config=config,
+                manual_ack=True,
+                cb=listener.bind(self),
+            )
+            self._subscriptions.append(subscription)
+        self._started = True
+
+    async def ready(self) -> bool:
+        """Connected, and every declared consumer exists on the server."""
+        if not self._started or self._nc is None or not self._nc.is_connected:
+            return False
+        try:
+            for name in self.consumer_names():
+                await self.js.consumer_info(STREAM_NAME, name, timeout=2.0)
+        except _RETRYABLE:
+            return False
+        return True
+
+    # Connection callbacks -------------------------------------------------------------
+
+    async def _on_error(self, exc: Exception) -> None:
+        logger.warning("%s: NATS error: %r", self.service, exc)
+
+    async def _on_disconnected(self) -> None:
+        logger.warning("%s: disconnected from NATS", self.service)
+
+    async def _on_reconnected(self) -> None:
+        logger.info("%s: reconnected to NATS", self.service)

@@ -1,0 +1,117 @@
+"""Listener base class: validated payloads, ack after success, back-off, give-up, logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from ticketing_common.events.payloads import EventPayload
+from ticketing_common.events.subjects import Subjects
+
+if TYPE_CHECKING:
+    from ticketing_common.config import EventSettings
+    from ticketing_common.events.bus import EventBus
+
+logger = logging.getLogger("ticketing.events")
+
+E = TypeVar("E", bound=EventPayload)
+
+
+class RetryLater(Exception):  # noqa: N818 - a signal, not an error
+    """Raise from `on_message` when the event cannot be applied yet (a replica or an
+    earlier version is missing): the message is redelivered after the back-off."""
+
+
+def backoff_delay(deliveries: int, settings: EventSettings) -> float:
+    """Delay before redelivery after the `deliveries`-th failed delivery: doubling from
+    the minimum up to the maximum."""
+    exponent = min(max(deliveries - 1, 0), 30)
+    return float(
+        min(settings.EVENT_RETRY_MAX_SECONDS, settings.EVENT_RETRY_MIN_SECONDS * 2**exponent)
+    )
+
+
+def retried_for(deliveries: int, settings: EventSettings) -> float:
+    """Seconds spent waiting between the first `deliveries` deliveries."""
+    return sum(backoff_delay(n, settings) for n in range(1, deliveries))
+
+
+class Listener(Generic[E]):
+    """Handle one subject for one service.
+
+    Subclasses set `payload_type` (its class-level `subject` is the listener's subject)
+    and implement `on_message`. The base validates the payload (an invalid one is
+    terminated at once and logged), acks after `on_message` returns, and on an
+    exception naks with back-off; after EVENT_GIVE_UP_SECONDS of failed deliveries the
+    message is terminated with an error log naming subject, sequence and payload.
+    """
+
+    payload_type: ClassVar[type[EventPayload]]
+
+    @property
+    def subject(self) -> Subjects:
+        return self.payload_type.subject
+
+    async def on_message(self, data: E, msg: Msg) -> None:
+        raise NotImplementedError
+
+    def bind(self, bus: EventBus) -> Callable[[Msg], Awaitable[None]]:
+        async def callback(msg: Msg) -> None:
+            await self._handle(msg, bus.settings)
+
+        return callback
+
+    async def _handle(self, msg: Msg, settings: EventSettings) -> None:
+        meta = msg.metadata
+        seq, deliveries = meta.sequence.stream, meta.num_delivered
+        try:
+            data = self.payload_type.model_validate_json(msg.data)
+        except ValidationError as exc:
+            logger.error(
+                "terminating invalid %s event seq=%s payload=%r: %s",
+                self.subject,
+                seq,
+                msg.data[:2000],
+                exc.errors(include_url=False),
+            )
+            await msg.term()
+            return
+        try:
+            await self.on_message(data, msg)  # type: ignore[arg-type]
+        except Exception as exc:
+            await self._failed(msg, exc, seq, deliveries, settings)
+            return
+        await msg.ack()
+
+    async def _failed(
+        self, msg: Msg, exc: Exception, seq: int, deliveries: int, settings: EventSettings
+    ) -> None:
+        if retried_for(deliveries, settings) >= settings.EVENT_GIVE_UP_SECONDS:
+            logger.error(
+                "giving up on %s event seq=%s after %d deliveries; payload=%r; last error: %r",
+                self.subject,
+                seq,
+                deliveries,
+                msg.data[:2000],
+                exc,
+                exc_info=not isinstance(exc, RetryLater),
+            )
+            await msg.term()
+            return
+        delay = backoff_delay(deliveries, settings)
+        if isinstance(exc, RetryLater):
+            logger.info("%s seq=%s not applicable yet (%s); retry in %.1fs", self.subject, seq, exc, delay)
+        else:
+            logger.warning(
+                "%s seq=%s handler failed (%r); retry in %.1fs",
+                self.subject,
+                seq,
+                exc,
+                delay,
+                exc_info=True,
+            )
+        await msg.nak(delay=delay)

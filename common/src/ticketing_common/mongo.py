@@ -1,0 +1,126 @@
+"""MongoDB access shared by the services.
+
+`connect_mongo` gives PyMongo's `AsyncMongoClient` for `mongodb://` URIs and an
+in-memory database (mongomock-motor) for `memory://`. Services use only calls with the
+same shape in both drivers: find, find_one, insert_one, update_one,
+find_one_and_update, count_documents, create_index and `to_list`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from ticketing_common.errors import NotFoundError
+
+logger = logging.getLogger("ticketing.mongo")
+
+# Both drivers' database and collection objects have the same call shapes but no common
+# type; the services treat them through these aliases.
+Database = Any
+Collection = Any
+Document = dict[str, Any]
+
+MEMORY_SCHEME = "memory://"
+OBJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+
+
+@dataclass
+class Mongo:
+    """A connected client and the service's database."""
+
+    client: Any
+    db: Database
+    in_memory: bool
+
+    async def ping(self) -> bool:
+        try:
+            if self.in_memory:
+                await self.db.list_collection_names()
+            else:
+                await self.client.admin.command("ping")
+        except Exception:
+            logger.warning("database ping failed", exc_info=True)
+            return False
+        return True
+
+    async def close(self) -> None:
+        if not self.in_memory:
+            await self.client.close()
+
+
+async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
+    """Connect to `uri`, retrying for `timeout` seconds (SPEC §5)."""
+    if uri.startswith(MEMORY_SCHEME):
+        from mongomock_motor import AsyncMongoMockClient
+
+        logger.warning(
+            "MONGO_URI=memory://: using an in-memory database; nothing is kept when the "
+            "process stops (for development and tests only, one process per service)"
+        )
+        name = uri[len(MEMORY_SCHEME) :].strip("/") or default_db
+        client = AsyncMongoMockClient(tz_aware=True)
+        return Mongo(client=client, db=client[name], in_memory=True)
+
+    from pymongo import AsyncMongoClient
+
+    client = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
+    mongo = Mongo(client=client, db=client.get_default_database(default_db), in_memory=False)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await mongo.ping():
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"database at {uri!r} unreachable for {timeout:.0f}s")
+        await asyncio.sleep(1)
+    return mongo
+
+
+def as_utc(value: datetime) -> datetime:
+    """Datetimes read back from either driver as aware UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    # BSON keeps milliseconds; trimming here makes a value equal to what is read back.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def is_object_id(value: object) -> bool:
+    return isinstance(value, str) and OBJECT_ID_RE.match(value) is not None
+
+
+def path_object_id(value: str) -> ObjectId:
+    """An id from a URL path; a malformed one is 404 (SPEC §3)."""
+    if not is_object_id(value):
+        raise NotFoundError()
+    return ObjectId(value)
+
+
+async def update_versioned(
+    collection: Collection,
+    doc_id: Any,
+    expected_version: int,
+    update: Document,
+) -> Document | None:
+    """Apply `update` only if the document is still at `expected_version`, bumping it.
+
+    Returns the updated document, or None when the version no longer matches (a lost
+    race) or the document is gone. `update` is a MongoDB update document; `$inc` of
+    `version` is added here.
+    """
+    update = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}
+    result: Document | None = await collection.find_one_and_update(
+        {"_id": doc_id, "version": expected_version},
+        update,
+        return_document=ReturnDocument.AFTER,
+    )
+    return result

@@ -1,0 +1,19 @@
+"""Helpers the services' tests share: real servers on free ports, signed-in cookies."""
+
+from ticketing_common.testing.servers import (
+    NatsServer,
+    RedisServer,
+    free_port,
+    wait_for_port,
+)
+from ticketing_common.testing.session import TEST_JWT_KEY, cookie_for, random_id
+
+__all__ = [
+    "TEST_JWT_KEY",
+    "NatsServer",
+    "RedisServer",
+    "cookie_for",
+    "free_port",
+    "random_id",
+    "wait_for_port",
+]

@@ -1,0 +1,1 @@
+"""Ticketing payments service."""
