@@ -1,2 +1,10 @@
+import importlib
+
 # Fixtures shared by every package's tests (real nats-server / redis-server on free ports).
 pytest_plugins = ["ticketing_common.testing.fixtures"]
+
+# pytest's importlib mode names test modules after their folders (`auth.tests.test_routes`)
+# and would register `auth` as an empty namespace package, hiding the real service
+# package of the same name: import the real ones first.
+for _package in ("auth", "tickets", "orders", "payments", "expiration", "client"):
+    importlib.import_module(_package)

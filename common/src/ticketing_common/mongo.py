@@ -66,12 +66,12 @@ async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mon
             "process stops (for development and tests only, one process per service)"
         )
         name = uri[len(MEMORY_SCHEME) :].strip("/") or default_db
-        client = AsyncMongoMockClient(tz_aware=True)
-        return Mongo(client=client, db=client[name], in_memory=True)
+        memory_client: Any = AsyncMongoMockClient(tz_aware=True)
+        return Mongo(client=memory_client, db=memory_client[name], in_memory=True)
 
     from pymongo import AsyncMongoClient
 
-    client = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
+    client: Any = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
     mongo = Mongo(client=client, db=client.get_default_database(default_db), in_memory=False)
     deadline = asyncio.get_running_loop().time() + timeout
     while not await mongo.ping():

@@ -98,7 +98,9 @@ class EventBus:
 
     async def publish(self, payload: EventPayload) -> PubAck:
         """Publish `payload` on its subject with its message id; awaited and retried."""
-        return await self.publish_raw(payload.subject.value, payload.to_json(), payload.message_id())
+        return await self.publish_raw(
+            payload.subject.value, payload.to_json(), payload.message_id()
+        )
 
     async def publish_raw(self, subject: str, data: bytes, msg_id: str) -> PubAck:
         """Publish and wait for the PubAck, retrying through reconnects for up to
@@ -110,7 +112,8 @@ class EventBus:
                 subject, data, timeout=2.0, headers={"Nats-Msg-Id": msg_id}
             )
 
-        return await self._retry(attempt, f"publish {msg_id}")
+        ack: PubAck = await self._retry(attempt, f"publish {msg_id}")
+        return ack
 
     async def _retry(self, action: Any, what: str) -> Any:
         loop = asyncio.get_running_loop()

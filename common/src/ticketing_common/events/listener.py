@@ -21,7 +21,7 @@ logger = logging.getLogger("ticketing.events")
 E = TypeVar("E", bound=EventPayload)
 
 
-class RetryLater(Exception):  # noqa: N818 - a signal, not an error
+class RetryLater(Exception):
     """Raise from `on_message` when the event cannot be applied yet (a replica or an
     earlier version is missing): the message is redelivered after the back-off."""
 
@@ -104,7 +104,9 @@ class Listener(Generic[E]):
             return
         delay = backoff_delay(deliveries, settings)
         if isinstance(exc, RetryLater):
-            logger.info("%s seq=%s not applicable yet (%s); retry in %.1fs", self.subject, seq, exc, delay)
+            logger.info(
+                "%s seq=%s not applicable yet (%s); retry in %.1fs", self.subject, seq, exc, delay
+            )
         else:
             logger.warning(
                 "%s seq=%s handler failed (%r); retry in %.1fs",

@@ -7,6 +7,7 @@ so each test starts from an empty stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -62,10 +63,8 @@ async def jetstream_clean(nats_url: str) -> AsyncIterator[str]:
 
     nc = await nats.connect(nats_url)
     try:
-        try:
+        with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(STREAM_NAME)
-        except NotFoundError:
-            pass
         yield nats_url
     finally:
         await nc.close()

@@ -1,0 +1,44 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from ticketing_common.auth import SessionCodec
+from ticketing_common.mongo import connect_mongo
+from ticketing_common.service import new_app
+
+from auth.config import Settings, get_settings
+from auth.passwords import Passwords
+from auth.repository import Users
+from auth.routes import router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        mongo = await connect_mongo(settings.MONGO_URI, "auth")
+        users = Users(mongo.db.users)
+        await users.create_indexes()
+        passwords = Passwords(settings.ARGON2_TIME_COST, settings.ARGON2_MEMORY_KIB)
+        try:
+            yield {"mongo": mongo, "users": users, "passwords": passwords}
+        finally:
+            await mongo.close()
+
+    async def ready(request: Request) -> dict[str, bool]:
+        return {"database": await request.state.mongo.ping()}
+
+    app = new_app(
+        title="Ticketing auth",
+        lifespan=lifespan,
+        sessions=SessionCodec(
+            jwt_key=settings.JWT_KEY,
+            cookie_secure=settings.COOKIE_SECURE,
+            ttl_seconds=settings.SESSION_TTL_SECONDS,
+        ),
+        ready=ready,
+    )
+    app.include_router(router)
+    return app

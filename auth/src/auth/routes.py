@@ -1,0 +1,57 @@
+from fastapi import APIRouter, Response
+from ticketing_common.auth import CurrentUser, SessionsDep
+from ticketing_common.errors import BadRequestError
+
+from auth.deps import PasswordsDep, UsersDep
+from auth.repository import EmailInUse
+from auth.schemas import CurrentUserResponse, SessionUser, SignIn, SignUp, UserPublic
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+@router.post("/signup", status_code=201)
+async def sign_up(
+    body: SignUp,
+    response: Response,
+    users: UsersDep,
+    passwords: PasswordsDep,
+    sessions: SessionsDep,
+) -> UserPublic:
+    """Create an account and sign in."""
+    try:
+        user = await users.create(body.email, await passwords.hash(body.password))
+    except EmailInUse:
+        raise BadRequestError("Email in use") from None
+    sessions.set_cookie(response, str(user["_id"]), user["email"])
+    return UserPublic(id=str(user["_id"]), email=user["email"])
+
+
+@router.post("/signin")
+async def sign_in(
+    body: SignIn,
+    response: Response,
+    users: UsersDep,
+    passwords: PasswordsDep,
+    sessions: SessionsDep,
+) -> UserPublic:
+    """Sign in with email and password."""
+    user = await users.by_email(body.email)
+    # Verified even for an unknown email, so both failures look and take the same.
+    verified = await passwords.verify(user["password"] if user else None, body.password)
+    if user is None or not verified:
+        raise BadRequestError("Invalid credentials")
+    sessions.set_cookie(response, str(user["_id"]), user["email"])
+    return UserPublic(id=str(user["_id"]), email=user["email"])
+
+
+@router.post("/signout")
+async def sign_out(response: Response, sessions: SessionsDep) -> dict[str, object]:
+    """Sign out: clear the session cookie."""
+    sessions.clear_cookie(response)
+    return {}
+
+
+@router.get("/currentuser")
+async def show_current_user(user: CurrentUser) -> CurrentUserResponse:
+    """The signed-in user, or null."""
+    return CurrentUserResponse(current_user=SessionUser(**user.model_dump()) if user else None)
