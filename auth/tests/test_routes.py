@@ -18,14 +18,14 @@ async def sign_up(client: AsyncClient, email: str = "test@test.com", password: s
     return await client.post(SIGNUP, json={"email": email, "password": password})
 
 
-def fields(response) -> list[str | None]:
-    return [entry.get("field") for entry in response.json()["errors"]]
+def fields(response) -> list[str]:
+    return [entry.get("field", "") for entry in response.json()["errors"]]
 
 
 def session_cookie_header(response) -> str:
     headers = [h for h in response.headers.get_list("set-cookie") if h.startswith("session=")]
     assert len(headers) == 1
-    return headers[0]
+    return str(headers[0])
 
 
 def cookie_with_token(token: str) -> dict[str, str]:
