@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from ticketing_common.errors import (
+    AppError,
+    MethodNotAllowedError,
+    NotFoundError,
+    error_response,
+)
+from ticketing_common.service import new_app
+
+from client.api import DEFAULT_MESSAGES, ApiError, get_api, new_http_client
+from client.config import Settings, get_settings
+from client.pages import PageError, render_error
+from client.routes import router
+
+PACKAGE_DIR = Path(__file__).parent
+logger = logging.getLogger("client")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    api_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The browser client. `api_transport` replaces the network to the gateway (tests)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        http = new_http_client(
+            settings.API_BASE_URL, settings.API_TIMEOUT_SECONDS, transport=api_transport
+        )
+        try:
+            yield {"http": http}
+        finally:
+            await http.aclose()
+
+    async def ready(request: Request) -> dict[str, bool]:
+        # Any HTTP answer means the gateway is there; what sits behind it has its own probes.
+        http: httpx.AsyncClient = request.state.http
+        try:
+            await http.get("/api/users/currentuser", timeout=2.0)
+        except httpx.HTTPError:
+            return {"gateway": False}
+        return {"gateway": True}
+
+    app = new_app(title="Ticketing client", lifespan=lifespan, sessions=None, ready=ready)
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    app.include_router(router)
+    install_page_errors(app)
+
+    @app.middleware("http")
+    async def add_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            # Pages show one person's data: no shared caches, revalidate every time.
+            response.headers.setdefault("Cache-Control", "private, no-cache")
+        return response
+
+    return app
+
+
+def install_page_errors(app: FastAPI) -> None:
+    """Errors of pages render as HTML pages with the status; `/api/...` keeps JSON."""
+
+    @app.exception_handler(PageError)
+    async def handle_page_error(request: Request, exc: PageError) -> HTMLResponse:
+        return render_error(
+            request, exc.status_code, exc.messages, user=exc.user, user_known=exc.user_known
+        )
+
+    @app.exception_handler(ApiError)
+    async def handle_api_error(request: Request, exc: ApiError) -> HTMLResponse:
+        return render_error(request, exc.status_code, exc.messages)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def handle_http(request: Request, exc: StarletteHTTPException) -> Response:
+        error: AppError
+        if exc.status_code == 404:
+            error = NotFoundError()
+        elif exc.status_code == 405:
+            error = MethodNotAllowedError()
+        else:
+            error = AppError(str(exc.detail))
+            error.status_code = exc.status_code
+        if request.url.path.startswith("/api/"):
+            return error_response(error)
+        try:
+            user = await get_api(request).current_user()
+        except ApiError:
+            return render_error(request, error.status_code, [error.message])
+        return render_error(request, error.status_code, [error.message], user=user, user_known=True)
+
+    @app.exception_handler(Exception)
+    async def handle_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        message = DEFAULT_MESSAGES.get(500, "Something went wrong")
+        if request.url.path.startswith("/api/"):
+            return error_response(AppError())
+        return render_error(request, 500, [message])

@@ -1,0 +1,17 @@
+from functools import lru_cache
+
+from ticketing_common.config import ServiceSettings, load_settings
+
+
+class Settings(ServiceSettings):
+    # The gateway the server calls (in k8s the ingress controller's in-cluster address).
+    API_BASE_URL: str
+    STRIPE_PUBLISHABLE_KEY: str
+    # make dev points this at localstripe's stand-in; production loads the real Stripe.js.
+    STRIPE_JS_URL: str = "https://js.stripe.com/v3/"
+    API_TIMEOUT_SECONDS: float = 10.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings(Settings, "client")

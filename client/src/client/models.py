@@ -1,0 +1,96 @@
+"""What the client reads from the API (SPEC §3), and how the pages present it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CENT = Decimal("0.01")
+PAYABLE_STATUSES = frozenset({"created", "awaiting:payment"})
+
+
+def format_price(price: Decimal) -> str:
+    """A price in dollars with two decimals, as the pages show it."""
+    return f"{price.quantize(CENT)}"
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class User(ApiModel):
+    id: str
+    email: str
+
+
+class CurrentUserBody(ApiModel):
+    current_user: User | None = Field(alias="currentUser")
+
+
+class Ticket(ApiModel):
+    id: str
+    title: str
+    price: Decimal
+    user_id: str = Field(alias="userId")
+    version: int
+    order_id: str | None = Field(default=None, alias="orderId")
+
+    @property
+    def price_text(self) -> str:
+        return format_price(self.price)
+
+
+class OrderTicket(ApiModel):
+    id: str
+    title: str
+    price: Decimal
+    version: int
+
+    @property
+    def price_text(self) -> str:
+        return format_price(self.price)
+
+
+class OrderState(StrEnum):
+    """What the order page offers: payment only while payable."""
+
+    PAYABLE = "payable"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Order(ApiModel):
+    id: str
+    user_id: str = Field(alias="userId")
+    status: str
+    expires_at: datetime = Field(alias="expiresAt")
+    ticket: OrderTicket
+    version: int
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        moment = now or datetime.now(UTC)
+        expires = self.expires_at
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        return max(0, int((expires - moment).total_seconds()))
+
+    def state(self, now: datetime | None = None) -> OrderState:
+        if self.status == "complete":
+            return OrderState.PAID
+        if self.seconds_left(now) <= 0:
+            # Orders are cancelled by the expiration worker, so a cancelled order past
+            # its deadline is an expired one; payment is refused after the deadline anyway.
+            return OrderState.EXPIRED
+        if self.status in PAYABLE_STATUSES:
+            return OrderState.PAYABLE
+        return OrderState.CANCELLED
+
+
+def format_seconds(seconds: int) -> str:
+    """`m:ss`, as the countdown shows it."""
+    minutes, rest = divmod(max(0, seconds), 60)
+    return f"{minutes}:{rest:02d}"

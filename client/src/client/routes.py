@@ -1,0 +1,98 @@
+"""The pages of SPEC §6. Each asks the API on the browser's behalf and renders HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from client.api import ApiDep
+from client.config import Settings
+from client.models import format_seconds
+from client.pages import load_page, load_user, render
+
+router = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
+
+
+@router.get("/")
+async def list_tickets(request: Request, api: ApiDep) -> HTMLResponse:
+    """Tickets for sale."""
+    user, tickets = await load_page(api, api.list_tickets())
+    return render(request, "index.html", {"tickets": tickets}, user=user)
+
+
+@router.get("/auth/signup")
+async def show_signup(request: Request, api: ApiDep) -> HTMLResponse:
+    """The sign-up form."""
+    user = await load_user(api)
+    context = {
+        "heading": "Sign Up",
+        "button": "Sign Up",
+        "api_path": "/api/users/signup",
+        "password_autocomplete": "new-password",
+    }
+    return render(request, "auth.html", context, user=user)
+
+
+@router.get("/auth/signin")
+async def show_signin(request: Request, api: ApiDep) -> HTMLResponse:
+    """The sign-in form."""
+    user = await load_user(api)
+    context = {
+        "heading": "Sign In",
+        "button": "Sign In",
+        "api_path": "/api/users/signin",
+        "password_autocomplete": "current-password",
+    }
+    return render(request, "auth.html", context, user=user)
+
+
+@router.get("/auth/signout")
+async def sign_out(api: ApiDep) -> Response:
+    """Sign out through the API, pass its cleared cookie on, and go home."""
+    answer = await api.sign_out()
+    response = RedirectResponse("/", status_code=303)
+    for cookie in answer.headers.get_list("set-cookie"):
+        response.headers.append("set-cookie", cookie)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/tickets/new")
+async def new_ticket(request: Request, api: ApiDep) -> HTMLResponse:
+    """The form to sell a ticket."""
+    user = await load_user(api)
+    return render(request, "ticket_new.html", {}, user=user)
+
+
+@router.get("/tickets/{ticket_id}")
+async def show_ticket(request: Request, api: ApiDep, ticket_id: str) -> HTMLResponse:
+    """A ticket, and the button to purchase it."""
+    user, ticket = await load_page(api, api.show_ticket(ticket_id))
+    return render(request, "ticket_show.html", {"ticket": ticket}, user=user)
+
+
+@router.get("/orders")
+async def list_orders(request: Request, api: ApiDep) -> HTMLResponse:
+    """The signed-in user's orders."""
+    user, orders = await load_page(api, api.list_orders())
+    return render(request, "orders_index.html", {"orders": orders}, user=user)
+
+
+@router.get("/orders/{order_id}")
+async def show_order(request: Request, api: ApiDep, order_id: str) -> HTMLResponse:
+    """An order: the time left and the payment form while it can be paid."""
+    user, order = await load_page(api, api.show_order(order_id))
+    settings: Settings = request.app.state.settings
+    now = datetime.now(UTC)
+    seconds_left = order.seconds_left(now)
+    context = {
+        "order": order,
+        "state": order.state(now).value,
+        "seconds_left": seconds_left,
+        "time_left": format_seconds(seconds_left),
+        "stripe_js_url": settings.STRIPE_JS_URL,
+        "stripe_key": settings.STRIPE_PUBLISHABLE_KEY,
+    }
+    return render(request, "order_show.html", context, user=user)
