@@ -47,6 +47,7 @@ class EventBus:
         self._listeners: list[Listener[Any]] = []
         self._subscriptions: list[Any] = []
         self._started = False
+        self._closing = False
 
     @property
     def js(self) -> JetStreamContext:
@@ -90,6 +91,7 @@ class EventBus:
         await self._retry(lambda: ensure_stream(self.js), "ensure stream")
 
     async def close(self) -> None:
+        self._closing = True
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.drain()
         self._started = False
@@ -197,6 +199,8 @@ class EventBus:
         logger.warning("%s: NATS error: %r", self.service, exc)
 
     async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
         logger.warning("%s: disconnected from NATS", self.service)
 
     async def _on_reconnected(self) -> None:
