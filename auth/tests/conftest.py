@@ -2,9 +2,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
 from auth.app import create_app
 from auth.config import Settings
-from httpx import ASGITransport, AsyncClient
 from ticketing_common.testing import TEST_JWT_KEY
 
 

@@ -6,6 +6,7 @@ import time
 import jwt
 import pytest
 from httpx import AsyncClient
+
 from ticketing_common.testing import TEST_JWT_KEY, cookie_for
 
 SIGNUP = "/api/users/signup"

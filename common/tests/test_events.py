@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
+
 from ticketing_common.events import (
     STREAM_NAME,
     EventBus,

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 from bson import ObjectId
+
 from ticketing_common.money import from_cents, parse_price, price_json, to_cents
 from ticketing_common.mongo import as_utc, connect_mongo, update_versioned, utcnow
 

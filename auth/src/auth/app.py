@@ -3,14 +3,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from ticketing_common.auth import SessionCodec
-from ticketing_common.mongo import connect_mongo
-from ticketing_common.service import new_app
 
 from auth.config import Settings, get_settings
 from auth.passwords import Passwords
 from auth.repository import Users
 from auth.routes import router
+from ticketing_common.auth import SessionCodec
+from ticketing_common.mongo import connect_mongo
+from ticketing_common.service import new_app
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
+
 from ticketing_common.mongo import Collection, Document, utcnow
 
 

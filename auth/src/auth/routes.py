@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Response
-from ticketing_common.auth import CurrentUser, SessionsDep
-from ticketing_common.errors import BadRequestError
 
 from auth.deps import PasswordsDep, UsersDep
 from auth.repository import EmailInUse
 from auth.schemas import CurrentUserResponse, SessionUser, SignIn, SignUp, UserPublic
+from ticketing_common.auth import CurrentUser, SessionsDep
+from ticketing_common.errors import BadRequestError
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
