@@ -1,0 +1,13 @@
+from functools import lru_cache
+
+from ticketing_common.config import EventSettings, load_settings
+
+
+class Settings(EventSettings):
+    NATS_URL: str
+    REDIS_URL: str
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings(Settings, "expiration")

@@ -1,0 +1,5 @@
+from ticketing_common.events import ExpirationCompleteEvent, Publisher
+
+
+class ExpirationCompletePublisher(Publisher[ExpirationCompleteEvent]):
+    payload_type = ExpirationCompleteEvent

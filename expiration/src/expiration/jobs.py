@@ -1,0 +1,81 @@
+"""The expiration job and its scheduling: one arq job per order, due at its `expiresAt`.
+
+Once-only comes from two things together: the job id is derived from the order, so a
+repeated `order:created` finds the job still queued, or its kept result once it has run,
+and schedules nothing; and the event's message id is derived from the order, so a job that
+runs twice (arq runs it again when its worker died between the PubAck and recording the
+end) adds nothing to the stream inside the stream's 2-minute duplicate window. A running
+job's lock outlives its time limit by only 10 s, so with a live worker that re-run comes
+inside the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq import ArqRedis, Retry
+
+from expiration.config import Settings
+from expiration.events.publishers import ExpirationCompletePublisher
+from ticketing_common.events import EventBus, ExpirationCompleteEvent
+from ticketing_common.events.listener import backoff_delay
+
+logger = logging.getLogger("expiration")
+
+EXPIRE_ORDER = "expire_order"
+
+# How long a finished job's result is kept; while it is, an `order:created` for the same
+# order (a redelivery, or orders re-publishing its outbox) schedules nothing.
+KEEP_RESULT = timedelta(days=7)
+
+# A publish is retried with back-off (EVENT_RETRY_MIN/MAX_SECONDS) for as long as arq keeps
+# the job, which is a day past its due time: an order must expire once the broker is back.
+MAX_TRIES = 5000
+
+
+def expiration_job_id(order_id: str) -> str:
+    return f"expire:{order_id}"
+
+
+async def schedule_expiration(pool: ArqRedis, order_id: str, expires_at: datetime) -> bool:
+    """Queue the order's job for `expires_at` (at once when that has passed).
+
+    False when the order's job is already queued, or has run and its result is kept.
+    """
+    # A due time in the past is not passed on: arq keeps a job for a day past its due
+    # time, so a long-past one would get a negative lifetime that Redis refuses.
+    defer_until = expires_at if expires_at > datetime.now(UTC) else None
+    job = await pool.enqueue_job(
+        EXPIRE_ORDER, order_id, _job_id=expiration_job_id(order_id), _defer_until=defer_until
+    )
+    return job is not None
+
+
+def job_timeout(settings: Settings) -> float:
+    """A try's time limit: a publish retries for PUBLISH_TIMEOUT_SECONDS, plus a margin."""
+    return settings.PUBLISH_TIMEOUT_SECONDS + 15.0
+
+
+async def expire_order(ctx: dict[str, Any], order_id: str) -> None:
+    """arq job: publish `expiration:complete` for the order; any failure is a retry."""
+    bus: EventBus = ctx["bus"]
+    settings: Settings = ctx["settings"]
+    try:
+        async with asyncio.timeout(settings.PUBLISH_TIMEOUT_SECONDS + 5.0):
+            await ExpirationCompletePublisher(bus).publish(
+                ExpirationCompleteEvent(order_id=order_id)
+            )
+    except Exception as exc:
+        delay = backoff_delay(ctx["job_try"], settings)
+        logger.warning(
+            "expiration:complete for order %s not published (%r); try %d again in %.1fs",
+            order_id,
+            exc,
+            ctx["job_try"],
+            delay,
+        )
+        raise Retry(defer=delay) from exc
+    logger.info("order %s expired: published expiration:complete", order_id)
