@@ -55,7 +55,7 @@ def new_http_client(
         base_url=base_url,
         timeout=timeout,
         transport=transport,
-        cookies=httpx.Cookies(jar),
+        cookies=jar,
         follow_redirects=False,
     )
 

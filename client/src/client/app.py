@@ -12,6 +12,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from client.api import DEFAULT_MESSAGES, ApiError, get_api, new_http_client
+from client.config import Settings, get_settings
+from client.pages import PageError, render_error
+from client.routes import router
 from ticketing_common.errors import (
     AppError,
     MethodNotAllowedError,
@@ -19,11 +24,6 @@ from ticketing_common.errors import (
     error_response,
 )
 from ticketing_common.service import new_app
-
-from client.api import DEFAULT_MESSAGES, ApiError, get_api, new_http_client
-from client.config import Settings, get_settings
-from client.pages import PageError, render_error
-from client.routes import router
 
 PACKAGE_DIR = Path(__file__).parent
 logger = logging.getLogger("client")
