@@ -1,0 +1,1 @@
+"""Ticketing on one machine: the runner behind `make dev` and the gateway route table."""

@@ -1,0 +1,431 @@
+"""What `make dev` runs: every process's command line, environment and readiness probe.
+
+`build_plan` reads the environment `make dev` runs in and the checkout (which services are
+built), picks ports and writes the gateway's config into a fresh run folder. The result is
+a plain table, so tests can start the whole stack (`Stack`) or single processes with the
+very same commands (`ProcessSpec.popen`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ticketing_common.config import DEV_JWT_KEY
+from ticketing_common.testing.servers import NatsServer, RedisServer, find_binary, free_port
+from ticketing_devstack.nginx import nginx_command, prepare_run_dir, render_nginx_conf
+from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
+
+# The HTTP services in start order, and what each reads from its environment (SPEC §5).
+HTTP_SERVICES = ("auth", "tickets", "orders", "payments", "client")
+MONGO_SERVICES = ("auth", "tickets", "orders", "payments")
+NATS_SERVICES = ("tickets", "orders", "payments")
+SESSION_SERVICES = ("auth", "tickets", "orders", "payments")
+WORKER = "expiration"
+WORKER_SETTINGS = "expiration.worker.WorkerSettings"
+
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_LOCALSTRIPE_PORT = 8420
+DEV_STRIPE_KEY = "sk_test_dev"
+DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_dev"
+REAL_STRIPE_JS_URL = "https://js.stripe.com/v3/"
+MEMORY_URI = "memory://"
+
+
+class DevstackError(RuntimeError):
+    """The stack cannot be planned or started; the message says what to do."""
+
+
+class HttpProbe(BaseModel):
+    """Ready when `url` answers 200 (or, with `any_answer`, any status below 500)."""
+
+    kind: Literal["http"] = "http"
+    url: str
+    any_answer: bool = False
+
+
+class TcpProbe(BaseModel):
+    """Ready when something accepts connections on the port."""
+
+    kind: Literal["tcp"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int
+
+
+class CommandProbe(BaseModel):
+    """Ready when the command exits 0 (arq's own health check for the worker)."""
+
+    kind: Literal["command"] = "command"
+    argv: list[str]
+    env: dict[str, str] = {}
+
+
+Probe = Annotated[HttpProbe | TcpProbe | CommandProbe, Field(discriminator="kind")]
+
+Kind = Literal["infra", "service", "worker", "gateway"]
+
+
+class ProcessSpec(BaseModel):
+    """One process of the stack: run `argv` with `env` set on top of the inherited environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: Kind
+    argv: list[str]
+    env: dict[str, str] = {}
+    port: int | None = None
+    url: str | None = None
+    probe: Probe | None = None
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The full environment: `base` (default: this process's) plus the spec's variables."""
+        return {**(os.environ if base is None else base), **self.env}
+
+    def procfile_command(self, inherited: Mapping[str, str]) -> str:
+        """A Procfile command: `exec env` with the variables the inherited ones lack."""
+        assignments = [
+            shlex.quote(f"{key}={value}")
+            for key, value in self.env.items()
+            if inherited.get(key) != value
+        ]
+        prefix = f"env {' '.join(assignments)} " if assignments else ""
+        return f"exec {prefix}{self.command}"
+
+    def popen(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        stdout: int | IO[Any] | None = None,
+        stderr: int | IO[Any] | None = subprocess.STDOUT,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start this process alone, in its own session (stop it with `stop_process`)."""
+        return subprocess.Popen(
+            self.argv,
+            env=self.environ(env),
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> int:
+    """Signal the process group of a `ProcessSpec.popen` process; SIGKILL it after `timeout`."""
+    for signum in (sig, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
+class Plan(BaseModel):
+    """The whole stack: its processes in start order, the gateway and the shared servers."""
+
+    root: Path
+    run_dir: Path
+    gateway_url: str
+    nats_url: str
+    redis_url: str
+    localstripe_url: str | None
+    services: list[str]
+    missing: list[str]
+    processes: list[ProcessSpec]
+    warnings: list[str] = []
+
+    def process(self, name: str) -> ProcessSpec:
+        for spec in self.processes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def procfile(self, inherited: Mapping[str, str]) -> str:
+        lines = [f"{spec.name}: {spec.procfile_command(inherited)}" for spec in self.processes]
+        return "# Generated by ticketing_devstack for one run of `make dev`.\n" + (
+            "\n".join(lines) + "\n"
+        )
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name) or None
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise DevstackError(f"{name}={raw!r} is not a port number (1-65535)")
+    return port
+
+
+def ensure_port_free(port: int, variable: str) -> None:
+    with socket.socket() as sock:
+        # As nginx does: a port kept only by connections in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise DevstackError(
+                f"port {port} ({variable}) is in use: stop what listens there or set {variable}"
+            ) from None
+
+
+class _Ports:
+    """Distinct free ports, never one of those reserved."""
+
+    def __init__(self, reserved: set[int]) -> None:
+        self.taken = set(reserved)
+
+    def pick(self) -> int:
+        while True:
+            port = free_port()
+            if port not in self.taken:
+                self.taken.add(port)
+                return port
+
+
+def built_services(root: Path) -> list[str]:
+    """The HTTP services whose `app.py` defines `create_app`, and the worker when built."""
+    services = [name for name in HTTP_SERVICES if is_built(root, name)]
+    if is_built(root, WORKER, "worker", "WorkerSettings"):
+        services.append(WORKER)
+    return services
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What `make dev` takes from its environment."""
+
+    environ: Mapping[str, str]
+    gateway_port: int
+    localstripe_port: int
+    stripe_key: str | None
+    jwt_key: str
+
+    @property
+    def use_localstripe(self) -> bool:
+        return self.stripe_key is None
+
+    def get(self, name: str) -> str | None:
+        return _env(self.environ, name)
+
+
+def build_plan(
+    environ: Mapping[str, str] | None = None,
+    *,
+    root: Path | None = None,
+    run_dir: Path | None = None,
+) -> Plan:
+    """Plan the stack for `environ` (default: this process's environment).
+
+    Creates the run folder (default: a new one under `<root>/.run/`) holding the gateway's
+    config and temporary files and, unless `NATS_URL` is set, NATS's store; the runner
+    removes it when the stack stops.
+    """
+    environ = os.environ if environ is None else environ
+    root = root or repo_root()
+    inputs = _Inputs(
+        environ=environ,
+        gateway_port=_port(environ, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
+        localstripe_port=_port(environ, "LOCALSTRIPE_PORT", DEFAULT_LOCALSTRIPE_PORT),
+        stripe_key=_env(environ, "STRIPE_KEY"),
+        jwt_key=_env(environ, "JWT_KEY") or DEV_JWT_KEY,
+    )
+    if inputs.use_localstripe and inputs.gateway_port == inputs.localstripe_port:
+        raise DevstackError("GATEWAY_PORT and LOCALSTRIPE_PORT must differ")
+    ensure_port_free(inputs.gateway_port, "GATEWAY_PORT")
+    if inputs.use_localstripe:
+        ensure_port_free(inputs.localstripe_port, "LOCALSTRIPE_PORT")
+    nginx = find_binary("nginx")
+    routes = load_routes(root / ROUTES_FILE)
+
+    created = run_dir is None
+    if run_dir is None:
+        (root / ".run").mkdir(exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix="dev-", dir=root / ".run"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _plan(inputs, root, run_dir, routes, nginx)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx: str) -> Plan:
+    services = built_services(root)
+    ports = _Ports({inputs.gateway_port, inputs.localstripe_port})
+    base = {"PYTHONUNBUFFERED": "1"}
+    processes: list[ProcessSpec] = []
+    warnings: list[str] = []
+    if inputs.get("JWT_KEY") is None:
+        warnings.append("JWT_KEY is not set: using the dev-only default key (never deploy it)")
+    if not inputs.use_localstripe and inputs.get("STRIPE_PUBLISHABLE_KEY") is None:
+        warnings.append(
+            "STRIPE_KEY is set but STRIPE_PUBLISHABLE_KEY is not: the payment form needs "
+            "the matching pk_... key"
+        )
+
+    nats_url = inputs.get("NATS_URL")
+    if nats_url is None:
+        nats = NatsServer(ports.pick(), store_dir=str(run_dir / "nats"))
+        nats_url = nats.url
+        processes.append(_server("nats", nats.command(), nats.port, nats.url))
+    redis_url = inputs.get("REDIS_URL")
+    if redis_url is None:
+        redis = RedisServer(ports.pick())
+        redis_url = redis.url
+        processes.append(_server("redis", redis.command(), redis.port, redis.url))
+    localstripe_url: str | None = None
+    if inputs.use_localstripe:
+        port = inputs.localstripe_port
+        localstripe_url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "ticketing_devstack.localstripe_server", "--port", str(port)]
+        processes.append(
+            ProcessSpec(
+                name="localstripe",
+                kind="infra",
+                argv=argv,
+                env=base,
+                port=port,
+                url=localstripe_url,
+                probe=HttpProbe(url=f"{localstripe_url}/js.stripe.com/v3/"),
+            )
+        )
+
+    gateway_url = f"http://127.0.0.1:{inputs.gateway_port}"
+    upstreams: dict[str, int] = {}
+    uvicorn = find_binary("uvicorn") if services else ""
+    for name in HTTP_SERVICES:
+        if name not in services:
+            continue
+        port = ports.pick()
+        upstreams[name] = port
+        env = base | _service_env(name, inputs, nats_url, localstripe_url, gateway_url)
+        url = f"http://127.0.0.1:{port}"
+        argv = [uvicorn, f"{name}.app:create_app", "--factory"]
+        processes.append(
+            ProcessSpec(
+                name=name,
+                kind="service",
+                argv=[*argv, "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                port=port,
+                url=url,
+                probe=HttpProbe(url=f"{url}/readyz"),
+            )
+        )
+    if WORKER in services:
+        arq = find_binary("arq")
+        env = base | {"NATS_URL": nats_url, "REDIS_URL": redis_url}
+        processes.append(
+            ProcessSpec(
+                name=WORKER,
+                kind="worker",
+                argv=[arq, WORKER_SETTINGS],
+                env=env,
+                probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=env),
+            )
+        )
+
+    prepare_run_dir(run_dir)
+    conf = run_dir / "nginx.conf"
+    conf.write_text(
+        render_nginx_conf(
+            routes=routes, upstreams=upstreams, listen_port=inputs.gateway_port, run_dir=run_dir
+        )
+    )
+    checked = subprocess.run(
+        nginx_command(nginx, run_dir, conf, test=True), capture_output=True, text=True
+    )
+    if checked.returncode != 0:
+        raise DevstackError(f"nginx rejects the generated {conf}: {checked.stderr.strip()}")
+    processes.append(
+        ProcessSpec(
+            name="gateway",
+            kind="gateway",
+            argv=nginx_command(nginx, run_dir, conf),
+            port=inputs.gateway_port,
+            url=gateway_url,
+            probe=TcpProbe(port=inputs.gateway_port),
+        )
+    )
+    return Plan(
+        root=root,
+        run_dir=run_dir,
+        gateway_url=gateway_url,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        localstripe_url=localstripe_url,
+        services=services,
+        missing=[name for name in (*HTTP_SERVICES, WORKER) if name not in services],
+        processes=processes,
+        warnings=warnings,
+    )
+
+
+def _server(name: str, argv: list[str], port: int, url: str) -> ProcessSpec:
+    return ProcessSpec(
+        name=name, kind="infra", argv=argv, port=port, url=url, probe=TcpProbe(port=port)
+    )
+
+
+def _service_env(
+    name: str,
+    inputs: _Inputs,
+    nats_url: str,
+    localstripe_url: str | None,
+    gateway_url: str,
+) -> dict[str, str]:
+    """The variables an HTTP service reads (SPEC §5), with make dev's defaults."""
+    env: dict[str, str] = {}
+    if name in SESSION_SERVICES:
+        env["JWT_KEY"] = inputs.jwt_key
+        env["COOKIE_SECURE"] = inputs.get("COOKIE_SECURE") or "false"
+    if name in MONGO_SERVICES:
+        env["MONGO_URI"] = inputs.get(f"{name.upper()}_MONGO_URI") or MEMORY_URI
+    if name in NATS_SERVICES:
+        env["NATS_URL"] = nats_url
+    window = inputs.get("EXPIRATION_WINDOW_SECONDS")
+    if name == "orders" and window is not None:
+        env["EXPIRATION_WINDOW_SECONDS"] = window
+    if name == "payments":
+        env["STRIPE_KEY"] = inputs.stripe_key or DEV_STRIPE_KEY
+        if localstripe_url is not None:
+            env["STRIPE_API_BASE"] = localstripe_url
+    if name == "client":
+        env["API_BASE_URL"] = gateway_url
+        env["STRIPE_PUBLISHABLE_KEY"] = (
+            inputs.get("STRIPE_PUBLISHABLE_KEY") or DEV_STRIPE_PUBLISHABLE_KEY
+        )
+        stripe_js = f"{localstripe_url}/js.stripe.com/v3/" if localstripe_url else None
+        env["STRIPE_JS_URL"] = inputs.get("STRIPE_JS_URL") or stripe_js or REAL_STRIPE_JS_URL
+    return env

@@ -1,0 +1,54 @@
+"""Readiness checks of the stack's processes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+from ticketing_devstack.plan import CommandProbe, HttpProbe, ProcessSpec, TcpProbe
+
+# A local stack: never go through an HTTP proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The status `url` answers with, or None when nothing answers."""
+    try:
+        with _opener.open(url, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return None
+
+
+def is_ready(spec: ProcessSpec, timeout: float = 2.0) -> bool:
+    """Whether the process's probe passes now (no probe: ready)."""
+    probe = spec.probe
+    if isinstance(probe, HttpProbe):
+        status = http_status(probe.url, timeout)
+        if status is None:
+            return False
+        return status < 500 if probe.any_answer else status == 200
+    if isinstance(probe, TcpProbe):
+        try:
+            with socket.create_connection((probe.host, probe.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    if isinstance(probe, CommandProbe):
+        try:
+            done = subprocess.run(
+                probe.argv,
+                env=spec.environ(None) | probe.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=max(timeout, 10.0),
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return done.returncode == 0
+    return True
