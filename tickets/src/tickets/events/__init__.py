@@ -1,0 +1,1 @@
+"""Events the tickets service publishes and the listeners it runs."""

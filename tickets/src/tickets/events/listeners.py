@@ -1,0 +1,78 @@
+"""`order:created` and `order:cancelled` as SPEC §4's handler rules for tickets.
+
+The two listeners run concurrently and events may come in any order or twice; each
+check-and-write is one conditional update, and a write that matches nothing (another
+handler or a request changed the ticket meanwhile) starts again from a fresh read.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.msg import Msg
+
+from ticketing_common.events import Listener, OrderCancelledEvent, OrderCreatedEvent, RetryLater
+from tickets.events.publishers import TicketUpdatedPublisher, ticket_updated_event
+from tickets.repository import Tickets
+
+logger = logging.getLogger("tickets.events")
+
+# A write misses only when something else changed the ticket in between; this many misses
+# in a row means heavy contention: hand the message back for a later delivery.
+MAX_ATTEMPTS = 25
+
+
+class OrderCreatedListener(Listener[OrderCreatedEvent]):
+    payload_type = OrderCreatedEvent
+
+    def __init__(self, tickets: Tickets, publisher: TicketUpdatedPublisher) -> None:
+        self.tickets = tickets
+        self.publisher = publisher
+
+    async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
+        order_id, ticket_id = data.id, data.ticket.id
+        for _ in range(MAX_ATTEMPTS):
+            ticket = await self.tickets.get(ticket_id)
+            if ticket is None:
+                logger.warning(
+                    "order:created %s names unknown ticket %s; dropped", order_id, ticket_id
+                )
+                return
+            if order_id in ticket.cancelled_order_ids:
+                logger.info("order %s was cancelled before it was created; ignored", order_id)
+                return
+            if ticket.order_id == order_id:
+                # Already applied: send the same event again (same message id) in case
+                # the first never reached the stream; no new version.
+                await self.publisher.publish(ticket_updated_event(ticket))
+                return
+            if ticket.order_id is not None:
+                # Orders admits a new order only after the old one is cancelled; that
+                # cancel has not reached us yet.
+                raise RetryLater(f"ticket {ticket_id} is held by order {ticket.order_id}")
+            if await self.tickets.reserve(ticket, order_id) is not None:
+                return
+        raise RetryLater(f"ticket {ticket_id} kept changing")
+
+
+class OrderCancelledListener(Listener[OrderCancelledEvent]):
+    payload_type = OrderCancelledEvent
+
+    def __init__(self, tickets: Tickets) -> None:
+        self.tickets = tickets
+
+    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
+        order_id, ticket_id = data.id, data.ticket.id
+        for _ in range(MAX_ATTEMPTS):
+            ticket = await self.tickets.get(ticket_id)
+            if ticket is None:
+                logger.warning(
+                    "order:cancelled %s names unknown ticket %s; dropped", order_id, ticket_id
+                )
+                return
+            if ticket.order_id == order_id:
+                if await self.tickets.release(ticket, order_id) is not None:
+                    return
+            elif await self.tickets.record_cancelled(ticket_id, order_id):
+                return
+        raise RetryLater(f"ticket {ticket_id} kept changing")

@@ -1,0 +1,65 @@
+"""Request and response bodies of the tickets API (camelCase on the wire)."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from ticketing_common.money import Price
+from tickets.models import Ticket
+
+TITLE_MAX_LENGTH = 200
+
+
+def _trim(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _title(value: str) -> str:
+    if not value:
+        raise ValueError("Title is required")
+    if len(value) > TITLE_MAX_LENGTH:
+        raise ValueError(f"Title must be at most {TITLE_MAX_LENGTH} characters")
+    return value
+
+
+Title = Annotated[str, BeforeValidator(_trim), AfterValidator(_title)]
+
+
+class _Body(BaseModel):
+    # strict: a number is not a title. Price parses on its own (numeric strings allowed,
+    # booleans refused).
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class TicketCreate(_Body):
+    title: Title
+    price: Price
+
+
+class TicketUpdate(_Body):
+    # As the original: an update sends the whole ticket, both fields required.
+    title: Title
+    price: Price
+
+
+class TicketPublic(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    id: str
+    title: str
+    price: Price
+    user_id: str
+    version: int
+    order_id: str | None = None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> "TicketPublic":
+        return cls(
+            id=ticket.id,
+            title=ticket.title,
+            price=ticket.price,
+            user_id=ticket.user_id,
+            version=ticket.version,
+            order_id=ticket.order_id,
+        )
