@@ -1,0 +1,31 @@
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from httpx import AsyncClient
+
+# pytest's importlib mode keeps test folders off sys.path; the tests share one helper
+# module, named after the service so it cannot shadow another package's.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from orders_support import Probe, orders_settings, probe_on, running_client
+
+from orders.config import Settings
+
+
+@pytest.fixture
+def settings(jetstream_clean: str) -> Settings:
+    return orders_settings(jetstream_clean)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
+    async with running_client(settings) as http:
+        yield http
+
+
+@pytest.fixture
+async def probe(client: AsyncClient, settings: Settings) -> AsyncIterator[Probe]:
+    async with probe_on(settings.NATS_URL) as connected:
+        yield connected
