@@ -1,1 +1,1 @@
-"""Ticketing payments service."""
+"""Ticketing payments service: pay orders with Stripe, once."""

@@ -1,0 +1,51 @@
+from functools import lru_cache
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
+
+from ticketing_common.config import EventSettings, load_settings
+
+
+class Settings(EventSettings):
+    JWT_KEY: str
+    MONGO_URI: str
+    STRIPE_KEY: str
+    # Points the stripe library at localstripe in dev and tests; unset means Stripe itself.
+    STRIPE_API_BASE: str | None = None
+    # The last API version that accepts `payment_method_types` on PaymentIntents (the
+    # library's own default, 2026-10-28.endive, answers it with a 400).
+    STRIPE_API_VERSION: str = "2026-08-26.dahlia"
+    # Each call to Stripe gives up after this long (the library's default is 80 s).
+    STRIPE_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
+    # A claim still `pending` after this long belongs to a request that died mid-payment;
+    # the next request or listener resolves it. It must outlast a live attempt's calls.
+    PAYMENT_CLAIM_TIMEOUT_SECONDS: float = Field(default=120.0, gt=0)
+
+    @field_validator("STRIPE_KEY")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if not value.startswith("sk_"):
+            raise ValueError("must be a Stripe secret key (sk_...)")
+        return value
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _claim_outlasts_attempt(self) -> Self:
+        # An attempt makes at most three calls (token, payment, cancel of an unfinished one).
+        if self.PAYMENT_CLAIM_TIMEOUT_SECONDS <= 3 * self.STRIPE_TIMEOUT_SECONDS:
+            raise ValueError("PAYMENT_CLAIM_TIMEOUT_SECONDS must exceed 3 x STRIPE_TIMEOUT_SECONDS")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings(Settings, "payments")

@@ -1,0 +1,1 @@
+"""The payments service's side of the TICKETING stream."""

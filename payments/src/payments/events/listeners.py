@@ -1,0 +1,52 @@
+"""Listeners of the payments service (SPEC §4 handler rules)."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.msg import Msg
+
+from payments.checkout import Checkout
+from payments.repository import OrderReplicas, ReplicaUpdate
+from ticketing_common.events import (
+    Listener,
+    OrderCancelledEvent,
+    OrderCreatedEvent,
+    RetryLater,
+)
+
+logger = logging.getLogger("payments.events")
+
+
+class OrderCreatedListener(Listener[OrderCreatedEvent]):
+    """Store the replica of a new order; a duplicate is a no-op."""
+
+    payload_type = OrderCreatedEvent
+
+    def __init__(self, orders: OrderReplicas) -> None:
+        self.orders = orders
+
+    async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
+        if not await self.orders.add(data):
+            logger.info("order %s already replicated; duplicate ignored", data.id)
+
+
+class OrderCancelledListener(Listener[OrderCancelledEvent]):
+    """Mark the replica cancelled on top of the version just before; then wait for a
+    payment attempt in flight, and refund the order if it was charged."""
+
+    payload_type = OrderCancelledEvent
+
+    def __init__(self, orders: OrderReplicas, checkout: Checkout) -> None:
+        self.orders = orders
+        self.checkout = checkout
+
+    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
+        outcome = await self.orders.apply_cancelled(data.id, data.version)
+        if outcome is ReplicaUpdate.NOT_YET:
+            raise RetryLater(f"order {data.id} replica is not at version {data.version - 1}")
+        if outcome is ReplicaUpdate.ALREADY_APPLIED:
+            logger.info("order %s v%d already applied", data.id, data.version)
+        # Also on a redelivery: an earlier delivery may have stopped at an attempt in
+        # flight or a failed refund; settling is idempotent.
+        await self.checkout.settle_cancelled(data.id)

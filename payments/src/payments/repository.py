@@ -1,0 +1,203 @@
+"""All database access of the payments service: order replicas and payments.
+
+A payment document is also the order's claim: one per order (a unique index on
+`orderId`), inserted `pending` before Stripe is called, so concurrent requests for one
+order cannot both charge. Its life:
+
+- `pending`: a request holds the order and may be talking to Stripe. `attempt` (the
+  payment method and amount) is recorded before the charge is sent.
+- deleted: the attempt failed without charging (declined, refused, provider never
+  reached); the order is payable again with a new claim.
+- `unknown`: Stripe failed in a way that may have charged; the claim keeps holding the
+  order until someone replays the same attempt (same idempotency key) to learn the outcome.
+- `paid`: charged, with `stripeId` and `amount` (cents); `payment:created` in its outbox.
+- `refunded`: a paid order that ended cancelled, with `refundId`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timedelta
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from ticketing_common.events import (
+    OrderCreatedEvent,
+    OrderStatus,
+    Outbox,
+    PaymentCreatedEvent,
+)
+from ticketing_common.money import to_cents
+from ticketing_common.mongo import Collection, Document, utcnow
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+    PAID = "paid"
+    REFUNDED = "refunded"
+
+
+class ReplicaUpdate(enum.Enum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already applied"
+    NOT_YET = "not yet"
+
+
+class OrderReplicas:
+    """The orders this service knows, each at its orders-service version."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    async def add(self, event: OrderCreatedEvent) -> bool:
+        """Store the replica of a new order; False when it is already there."""
+        doc = {
+            "_id": ObjectId(event.id),
+            "version": event.version,
+            "userId": event.user_id,
+            "priceCents": to_cents(event.ticket.price),
+            "status": event.status.value,
+            "expiresAt": event.expires_at,
+        }
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def apply_cancelled(self, order_id: str, version: int) -> ReplicaUpdate:
+        """Mark the order cancelled at `version` if the replica is at the version before."""
+        _id = ObjectId(order_id)
+        while True:
+            updated = await self.collection.find_one_and_update(
+                {"_id": _id, "version": version - 1},
+                {"$set": {"status": OrderStatus.CANCELLED.value, "version": version}},
+            )
+            if updated is not None:
+                return ReplicaUpdate.APPLIED
+            current = await self.get(order_id)
+            if current is None or current["version"] < version - 1:
+                return ReplicaUpdate.NOT_YET
+            if current["version"] >= version:
+                return ReplicaUpdate.ALREADY_APPLIED
+            # It reached version - 1 between the update and the read: apply now.
+
+    async def get(self, order_id: str) -> Document | None:
+        doc: Document | None = await self.collection.find_one({"_id": ObjectId(order_id)})
+        return doc
+
+
+class Payments:
+    """Payments and the claims that precede them (see the module docstring)."""
+
+    def __init__(self, collection: Collection, outbox: Outbox) -> None:
+        self.collection = collection
+        self.outbox = outbox
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index("orderId", unique=True, name="one_payment_per_order")
+
+    async def for_order(self, order_id: str) -> Document | None:
+        doc: Document | None = await self.collection.find_one({"orderId": order_id})
+        return doc
+
+    async def claim(self, order_id: str, user_id: str) -> Document | None:
+        """Take the order for a new attempt; None when another claim or payment holds it."""
+        doc: Document = {
+            "_id": ObjectId(),
+            "orderId": order_id,
+            "userId": user_id,
+            "claimId": uuid.uuid4().hex,
+            "status": PaymentStatus.PENDING.value,
+            "claimedAt": utcnow(),
+            "attempt": None,
+        }
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    async def take_over(self, order_id: str, timeout: float) -> Document | None:
+        """Take an unresolved claim (`unknown`, or `pending` for longer than `timeout`
+        seconds) to resolve it; None when there is none to take (or another took it)."""
+        now = utcnow()
+        doc: Document | None = await self.collection.find_one_and_update(
+            {
+                "orderId": order_id,
+                "$or": [
+                    {"status": PaymentStatus.UNKNOWN.value},
+                    {
+                        "status": PaymentStatus.PENDING.value,
+                        "claimedAt": {"$lt": now - timedelta(seconds=timeout)},
+                    },
+                ],
+            },
+            {"$set": {"status": PaymentStatus.PENDING.value, "claimedAt": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def record_attempt(
+        self, claim: Document, payment_method: str, amount: int
+    ) -> Document | None:
+        """Store what is about to be sent to Stripe, so a replay sends exactly the same."""
+        doc: Document | None = await self.collection.find_one_and_update(
+            self._held(claim),
+            {"$set": {"attempt": {"paymentMethod": payment_method, "amount": amount}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def release(self, claim: Document) -> None:
+        """Drop a claim whose attempt did not charge: the order is payable again."""
+        await self.collection.delete_one(self._held(claim))
+
+    async def mark_unknown(self, claim: Document) -> None:
+        await self.collection.update_one(
+            self._held(claim), {"$set": {"status": PaymentStatus.UNKNOWN.value}}
+        )
+
+    async def mark_paid(self, claim: Document, stripe_id: str, amount: int) -> Document | None:
+        """Record the charge and publish `payment:created` in the same write; None when
+        the claim is no longer held (another resolver recorded it first)."""
+        event = PaymentCreatedEvent(
+            id=str(claim["_id"]), order_id=claim["orderId"], stripe_id=stripe_id
+        )
+        return await self.outbox.update(
+            self.collection,
+            self._held(claim),
+            {
+                "$set": {
+                    "status": PaymentStatus.PAID.value,
+                    "stripeId": stripe_id,
+                    "amount": amount,
+                    "paidAt": utcnow(),
+                }
+            },
+            [event],
+        )
+
+    async def mark_refunded(self, payment: Document, refund_id: str, at: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": payment["_id"], "status": PaymentStatus.PAID.value},
+            {
+                "$set": {
+                    "status": PaymentStatus.REFUNDED.value,
+                    "refundId": refund_id,
+                    "refundedAt": at,
+                }
+            },
+        )
+
+    @staticmethod
+    def _held(claim: Document) -> Document:
+        return {
+            "_id": claim["_id"],
+            "claimId": claim["claimId"],
+            "status": {"$in": [PaymentStatus.PENDING.value, PaymentStatus.UNKNOWN.value]},
+        }

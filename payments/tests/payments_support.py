@@ -1,0 +1,473 @@
+"""Helpers of the payments tests: a real localstripe, a running app, the real stream.
+
+localstripe runs in its own process on 127.0.0.1 (disk dump off). `StripeProxy` sits
+between the service and localstripe when a test needs Stripe to misbehave: it records
+each request, can hold or fail them, and plays Stripe's idempotency (a repeated
+`Idempotency-Key` gets the first answer), which localstripe itself ignores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from unittest import mock
+
+import httpx
+import nats
+from aiohttp import web
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient, Response
+from nats.aio.client import Client as NATS
+from nats.js.api import PubAck
+
+from payments.app import create_app
+from payments.config import Settings
+from payments.repository import OrderReplicas, Payments
+from ticketing_common.events import (
+    STREAM_NAME,
+    EventPayload,
+    OrderCancelledEvent,
+    OrderCreatedEvent,
+    Subjects,
+    durable_name,
+)
+from ticketing_common.mongo import Document, Mongo, connect_mongo, utcnow
+from ticketing_common.testing import TEST_JWT_KEY, free_port, random_id, wait_for_port
+
+PAYMENTS = "/api/payments"
+STRIPE_KEY = "sk_test_payments"
+DURABLES = {subject: durable_name("payments", subject) for subject in Subjects}
+
+_LAUNCHER = """
+import sys
+import localstripe.resources as resources
+resources.Store.dump_to_disk = lambda self: None
+from aiohttp import web
+from localstripe.server import app
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+"""
+
+
+# localstripe ---------------------------------------------------------------------------
+
+
+class LocalStripe:
+    """A localstripe process on a free port, and what tests ask it directly."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with httpx.AsyncClient(base_url=self.url, auth=(STRIPE_KEY, "")) as http:
+            response = await http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    async def clear(self) -> None:
+        await self._call("DELETE", "/_config/data")
+
+    async def card_token(self, number: str = "4242424242424242") -> dict[str, Any]:
+        """What Stripe.js `createToken` gives the browser for a card."""
+        card = {"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"}
+        token: dict[str, Any] = await self._call(
+            "POST", "/v1/tokens", data={f"card[{key}]": value for key, value in card.items()}
+        )
+        return token
+
+    async def payment_intents(self) -> list[dict[str, Any]]:
+        listed = await self._call("GET", "/v1/payment_intents", params={"limit": 100})
+        intents: list[dict[str, Any]] = listed["data"]
+        return intents
+
+    async def succeeded_intents(self) -> list[dict[str, Any]]:
+        return [pi for pi in await self.payment_intents() if pi["status"] == "succeeded"]
+
+    async def refunds(self, payment_intent: str) -> list[dict[str, Any]]:
+        listed = await self._call(
+            "GET", "/v1/refunds", params={"payment_intent": payment_intent, "limit": 100}
+        )
+        refunds: list[dict[str, Any]] = listed["data"]
+        return refunds
+
+
+# A Stripe that misbehaves on demand ----------------------------------------------------
+
+
+@dataclass
+class ProxiedRequest:
+    method: str
+    path: str
+    idempotency_key: str | None
+    form: dict[str, str]
+
+
+@dataclass
+class StripeProxy:
+    """Forwards to localstripe. `mode`: "pass"; "fail_after" (forward, then answer 500,
+    as when Stripe charged and the answer was lost); "fail_before" (answer 500 without
+    forwarding). While `gate` is clear, payment creations wait before being forwarded."""
+
+    upstream: str
+    mode: str = "pass"
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    requests: list[ProxiedRequest] = field(default_factory=list)
+    waiting: int = 0
+    _answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        key = request.headers.get("Idempotency-Key")
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        self.requests.append(ProxiedRequest(request.method, request.path, key, form))
+        if key is not None and key in self._answers:
+            status, cached = self._answers[key]
+            return web.Response(status=status, body=cached, content_type="application/json")
+        if request.method == "POST" and request.path == "/v1/payment_intents":
+            self.waiting += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.waiting -= 1
+        if self.mode == "fail_before":
+            return self._failure()
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() in {"authorization", "content-type", "stripe-version"}
+        }
+        async with httpx.AsyncClient() as http:
+            upstream = await http.request(
+                request.method,
+                self.upstream + request.path_qs,
+                headers=headers,
+                content=body,
+            )
+        if key is not None:
+            self._answers[key] = (upstream.status_code, upstream.content)
+        if self.mode == "fail_after":
+            return self._failure()
+        return web.Response(
+            status=upstream.status_code, body=upstream.content, content_type="application/json"
+        )
+
+    @staticmethod
+    def _failure() -> web.Response:
+        error = {"error": {"type": "api_error", "message": "An unknown error occurred"}}
+        return web.json_response(error, status=500)
+
+    def payment_creations(self) -> list[ProxiedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/payment_intents"]
+
+
+@asynccontextmanager
+async def stripe_proxy(upstream: str) -> AsyncIterator[StripeProxy]:
+    proxy = StripeProxy(upstream)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    proxy.url = f"http://127.0.0.1:{port}"
+    try:
+        yield proxy
+    finally:
+        proxy.gate.set()
+        await runner.cleanup()
+
+
+# The service ---------------------------------------------------------------------------
+
+
+def payments_settings(nats_url: str, stripe_base: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "JWT_KEY": TEST_JWT_KEY,
+        "MONGO_URI": "memory://",
+        "NATS_URL": nats_url,
+        "STRIPE_KEY": STRIPE_KEY,
+        "STRIPE_API_BASE": stripe_base,
+        "STRIPE_TIMEOUT_SECONDS": 5.0,
+        "PAYMENT_CLAIM_TIMEOUT_SECONDS": 30.0,
+        "EVENT_RETRY_MIN_SECONDS": 0.05,
+        "EVENT_RETRY_MAX_SECONDS": 0.2,
+        "EVENT_GIVE_UP_SECONDS": 60.0,
+        "PUBLISH_TIMEOUT_SECONDS": 5.0,
+        "OUTBOX_INTERVAL_SECONDS": 0.2,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class Service:
+    """A running payments app: its HTTP client and its lifespan state."""
+
+    http: AsyncClient
+    state: dict[str, Any]
+
+    @property
+    def orders(self) -> OrderReplicas:
+        orders: OrderReplicas = self.state["orders"]
+        return orders
+
+    @property
+    def payments(self) -> Payments:
+        payments: Payments = self.state["payments"]
+        return payments
+
+    async def pay(self, order_id: str, token: str, cookies: dict[str, str]) -> Response:
+        return await self.post({"token": token, "orderId": order_id}, cookies)
+
+    async def post(self, body: Any, cookies: dict[str, str] | None = None) -> Response:
+        return await self.http.post(PAYMENTS, json=body, headers=cookie_header(cookies))
+
+    async def replica(self, order_id: str) -> Document | None:
+        return await self.orders.get(order_id)
+
+    async def payment(self, order_id: str) -> Document | None:
+        return await self.payments.for_order(order_id)
+
+
+@asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=30) as manager,
+        AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,
+    ):
+        yield Service(http=http, state=manager._state)
+
+
+# A yielding database -------------------------------------------------------------------
+#
+# mongomock answers without ever suspending the caller, so "read, check, then write"
+# would look atomic. A real driver waits on the network at every call; this wrapper
+# gives the event loop away around every database call, so concurrent requests
+# interleave as they would on MongoDB.
+
+
+class YieldingCollection:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            result = await attr(*args, **kwargs)
+            await asyncio.sleep(0)
+            return result
+
+        return call
+
+
+class YieldingDatabase:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if inspect.ismethod(attr) or name.startswith("_"):
+            return attr
+        return YieldingCollection(attr)
+
+    def __getitem__(self, name: str) -> YieldingCollection:
+        return YieldingCollection(self._inner[name])
+
+
+@contextmanager
+def yielding_database() -> Iterator[None]:
+    """Apps created inside get an in-memory database that yields at every call."""
+
+    async def connect(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
+        mongo = await connect_mongo(uri, default_db, timeout)
+        return Mongo(client=mongo.client, db=YieldingDatabase(mongo.db), in_memory=True)
+
+    with mock.patch("payments.app.connect_mongo", connect):
+        yield
+
+
+# Events --------------------------------------------------------------------------------
+
+
+def order_created(
+    user_id: str,
+    price: Any = "19.99",
+    order_id: str | None = None,
+    expires_at: datetime | None = None,
+    version: int = 0,
+) -> OrderCreatedEvent:
+    return OrderCreatedEvent.model_validate(
+        {
+            "id": order_id or random_id(),
+            "version": version,
+            "status": "created",
+            "userId": user_id,
+            "expiresAt": (expires_at or utcnow() + timedelta(minutes=15)).isoformat(),
+            "ticket": {"id": random_id(), "price": price},
+        }
+    )
+
+
+def order_cancelled(order_id: str, version: int = 1) -> OrderCancelledEvent:
+    return OrderCancelledEvent.model_validate(
+        {"id": order_id, "version": version, "ticket": {"id": random_id()}}
+    )
+
+
+@dataclass
+class StoredMessage:
+    seq: int
+    subject: str
+    data: Any
+    msg_id: str | None
+
+
+@dataclass
+class Probe:
+    """A test's own connection to the broker: publish as orders would, read the stream."""
+
+    nc: NATS
+
+    @property
+    def js(self) -> Any:
+        return self.nc.jetstream()
+
+    async def publish(self, event: EventPayload, msg_id: str | None = None) -> PubAck:
+        """Publish `event`; a fresh `msg_id` makes the stream keep a repeat."""
+        ack: PubAck = await self.js.publish(
+            event.subject.value,
+            event.to_json(),
+            headers={"Nats-Msg-Id": msg_id or event.message_id()},
+        )
+        return ack
+
+    async def stored(self, subject: Subjects) -> list[StoredMessage]:
+        info = await self.js.stream_info(STREAM_NAME)
+        found: list[StoredMessage] = []
+        if not info.state.messages:
+            return found
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            raw = await self.js.get_msg(STREAM_NAME, seq)
+            if raw.subject != subject.value:
+                continue
+            headers = raw.headers or {}
+            found.append(
+                StoredMessage(
+                    seq=seq,
+                    subject=raw.subject,
+                    data=json.loads(raw.data or b"null"),
+                    msg_id=headers.get("Nats-Msg-Id"),
+                )
+            )
+        return found
+
+    async def wait_handled(self, subject: Subjects, seq: int, timeout: float = 10.0) -> None:
+        """Until payments' consumer of `subject` has delivered up to `seq` and acked all."""
+        durable = DURABLES[subject]
+
+        async def handled() -> bool:
+            info = await self.js.consumer_info(STREAM_NAME, durable)
+            return bool(info.delivered.stream_seq >= seq and info.num_ack_pending == 0)
+
+        await eventually(handled, timeout, f"{durable} handling seq {seq}")
+
+    async def unacked(self, subject: Subjects) -> int:
+        info = await self.js.consumer_info(STREAM_NAME, DURABLES[subject])
+        return int(info.num_ack_pending)
+
+
+@asynccontextmanager
+async def probe_on(url: str) -> AsyncIterator[Probe]:
+    nc = await nats.connect(url)
+    try:
+        yield Probe(nc)
+    finally:
+        await nc.close()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def seed_order(
+    service: Service,
+    probe: Probe,
+    user_id: str,
+    price: Any = "19.99",
+    expires_at: datetime | None = None,
+) -> str:
+    """Publish `order:created` as orders would and wait for the replica."""
+    event = order_created(user_id, price=price, expires_at=expires_at)
+    ack = await probe.publish(event)
+    await probe.wait_handled(Subjects.ORDER_CREATED, ack.seq)
+    assert await service.replica(event.id) is not None
+    return event.id
+
+
+def cents(price: str) -> int:
+    return int(Decimal(price) * 100)
+
+
+# HTTP helpers --------------------------------------------------------------------------
+
+
+def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:
+    """Cookies as a request header (httpx deprecates per-request `cookies=`)."""
+    if not cookies:
+        return {}
+    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+
+
+def errors(response: Response) -> list[dict[str, str]]:
+    body: dict[str, list[dict[str, str]]] = response.json()
+    assert set(body) == {"errors"}, body
+    return body["errors"]
+
+
+def fields(response: Response) -> list[str]:
+    return sorted(entry.get("field", "") for entry in errors(response))
