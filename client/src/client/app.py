@@ -63,6 +63,8 @@ def create_app(
         return {"gateway": True}
 
     app = new_app(title="Ticketing client", lifespan=lifespan, sessions=None, ready=ready)
+    # httpx logs every request at INFO; the access log already shows each page.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")

@@ -56,11 +56,12 @@
   var card = stripe.elements().create("card");
   card.mount("#card-element");
   var cardTouched = false;
+  // Stripe's change event carries the card's own error; the stand-in's carries nothing.
   card.on("change", function (event) {
     cardTouched = true;
     if (event && event.error) {
       T.showErrors(form, [{ message: event.error.message }]);
-    } else if (event) {
+    } else {
       T.clearErrors(form);
     }
   });
