@@ -22,6 +22,7 @@ logger = logging.getLogger("expiration")
 
 SERVICE = "expiration"
 HEALTH_CHECK_INTERVAL = 5  # seconds; the key lives one second longer
+JOB_COMPLETION_WAIT = 20  # seconds; within k8s' default 30 s grace period
 CONNECT_RETRY_SECONDS = 30  # SPEC §5: retry broker and database connections at start
 
 
@@ -64,6 +65,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(settings.REDIS_URL),
         "health_check_interval": HEALTH_CHECK_INTERVAL,
+        # On SIGTERM stop taking jobs and let running ones finish (a try takes at most
+        # job_timeout) before they are cancelled and left to run again.
+        "job_completion_wait": JOB_COMPLETION_WAIT,
         # Only expire_order's successes are kept (KEEP_RESULT): a job that gave up keeps
         # nothing, so a later `order:created` for its order schedules it again.
         "keep_result": 0,
