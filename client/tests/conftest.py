@@ -330,6 +330,10 @@ async def browser(
     app = create_app(settings, api_transport=api_transport)
     async with (
         LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url=SITE) as client,
+        # As a server would, answer the 500 page rather than raise into the test.
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(manager.app, raise_app_exceptions=False),
+            base_url=SITE,
+        ) as client,
     ):
         yield Browser(client)

@@ -81,6 +81,24 @@ class TestOwnErrors:
         assert "location" not in response.headers
 
 
+class TestClientBug:
+    @pytest.fixture
+    def api_transport(self) -> httpx.AsyncBaseTransport:
+        def explode(request: httpx.Request) -> httpx.Response:
+            raise RuntimeError("a bug, not a network failure")
+
+        return httpx.MockTransport(explode)
+
+    async def test_unexpected_error_is_an_html_500_page(self, browser, caplog):
+        page = await browser.get("/")
+
+        assert page.status == 500
+        assert page.response.headers["content-type"].startswith("text/html")
+        assert "Something went wrong" in page.text
+        assert "a bug, not a network failure" not in page.text
+        assert "unhandled error on GET /" in caplog.text
+
+
 class TestResponses:
     async def test_pages_are_private_and_carry_security_headers(self, browser):
         response = await browser.request("GET", "/")

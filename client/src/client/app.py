@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from client.api import DEFAULT_MESSAGES, ApiError, get_api, new_http_client
+from client.api import ApiError, get_api, new_http_client
 from client.config import Settings, get_settings
 from client.pages import PageError, render_error
 from client.routes import router
@@ -120,7 +120,6 @@ def install_page_errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def handle_unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        message = DEFAULT_MESSAGES.get(500, "Something went wrong")
         if request.url.path.startswith("/api/"):
             return error_response(AppError())
-        return render_error(request, 500, [message])
+        return render_error(request, 500, [AppError.message])
