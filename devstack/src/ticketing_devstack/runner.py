@@ -157,10 +157,31 @@ class Runner:
         )
 
     def _kill_leftovers(self) -> None:
+        # Each process leads its own group (honcho starts it in a new session).
         for pid in self.manager.pids().values():
-            # Each process leads its own group (honcho starts it in a new session).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for pid in run_processes(self.plan.run_dir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def run_processes(run_dir: Path) -> list[int]:
+    """Live processes (not zombies) started for the run whose folder is `run_dir`."""
+    wanted = f"{MARKER}={run_dir}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

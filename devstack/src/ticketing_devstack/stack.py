@@ -17,20 +17,36 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from ticketing_common.testing.servers import free_port
 from ticketing_devstack.plan import Plan, ProcessSpec, build_plan
+from ticketing_devstack.runner import run_processes
 
 # Variables that would point a test stack at shared servers or real Stripe; a Stack only
 # takes them from its `env` argument.
 NOT_INHERITED = ("NATS_URL", "REDIS_URL", "STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_JS_URL")
+
+
+def leftovers(pids: Iterable[int], run_dir: Path, ports: Iterable[int]) -> list[str]:
+    """What is still alive of a stopped run: process groups, marked processes, open ports."""
+    found = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, 0)
+            found.append(f"process group {pid}")
+    found.extend(f"process {pid} of the run" for pid in run_processes(run_dir))
+    for port in ports:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            found.append(f"port {port}")
+    return found
 
 
 class StackError(RuntimeError):
@@ -145,10 +161,15 @@ class Stack:
                 code = self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 code = None
-            # Whatever survived the runner: its own group and each process's group.
+            # Whatever survived the runner: its own group, each process's group, and any
+            # process carrying the run's marker.
             for pgid in (self.proc.pid, *self.pids.values()):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
+            if self.plan is not None:
+                for pid in run_processes(self.plan.run_dir):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
             if code is None:
                 code = self.proc.wait()
             self.proc = None
@@ -156,6 +177,12 @@ class Stack:
             shutil.rmtree(self.plan.run_dir, ignore_errors=True)
         shutil.rmtree(self._state_dir, ignore_errors=True)
         return code
+
+    def leftovers(self) -> list[str]:
+        """After `stop`: whatever of this stack is still alive (empty when all is gone)."""
+        plan = self.build()
+        ports = [spec.port for spec in plan.processes if spec.port is not None]
+        return leftovers(self.pids.values(), plan.run_dir, ports)
 
     def __enter__(self) -> Stack:
         self.start()

@@ -1,0 +1,62 @@
+# Ticketing. On a fresh Debian machine (Python 3.11+, apt, PyPI) two commands are enough:
+#   make dev    the whole system in the foreground, behind the gateway at http://127.0.0.1:8080
+#   make test   install, lint, then every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+BIN := .venv/bin
+# uv from PATH, else the one `make install` puts into $(PYTHON)'s user site.
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+# Every top-level folder holding tests (one per workspace member, plus infra/).
+TEST_DIRS = $(wildcard */tests)
+
+.PHONY: help install dev lint test
+
+help:
+	@echo "make dev      run every service, NATS, Redis, localstripe and the gateway (Ctrl-C stops all)"
+	@echo "make test     install, lint, then run every test"
+	@echo "make lint     ruff check, ruff format --check, mypy over every package"
+	@echo "make install  install what is missing (uv, the Python workspace, redis-server, nginx, chromium)"
+
+# Idempotent: each step does nothing when its tool is already there.
+install:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+	  || $(PYTHON) -m pip install --user --quiet uv \
+	  || $(PYTHON) -m pip install --user --quiet --break-system-packages uv
+	@$(UV) sync --all-packages --locked --quiet
+	@missing=""; \
+	  { [ -x /usr/bin/redis-server ] || command -v redis-server; } >/dev/null || missing="$$missing redis-server"; \
+	  { [ -x /usr/sbin/nginx ] || command -v nginx; } >/dev/null || missing="$$missing nginx"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing with apt-get:$$missing"; \
+	    $(SUDO) apt-get update -q; \
+	    nginx=nginx-light; apt-cache show nginx-light >/dev/null 2>&1 || nginx=nginx; \
+	    $(APT_INSTALL) $${missing/nginx/$$nginx}; \
+	  fi
+
+dev: install
+	$(BIN)/python -m ticketing_devstack
+
+# mypy runs once per folder: each member's src/ and tests/ (test modules such as
+# conftest.py repeat across members), and any other folder with Python files as a whole.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@set -e; for dir in */; do \
+	  dir=$${dir%/}; targets=""; \
+	  for sub in src tests; do \
+	    if [ -n "$$(find $$dir/$$sub -name '*.py' -print -quit 2>/dev/null)" ]; then targets="$$targets $$dir/$$sub"; fi; \
+	  done; \
+	  if [ -z "$$targets" ] && [ -n "$$(find $$dir -name '*.py' -print -quit)" ]; then targets=" $$dir"; fi; \
+	  if [ -n "$$targets" ]; then echo "mypy$$targets"; $(BIN)/mypy $$targets; fi; \
+	done
+
+# NATS and Redis for the tests are started by the pytest fixtures on free ports
+# (ticketing_common.testing.fixtures) unless NATS_URL / REDIS_URL are set.
+test: install lint
+	$(BIN)/pytest -q $(TEST_DIRS)

@@ -1,0 +1,55 @@
+"""The whole stack started from Python, as the end-to-end and fault tests start it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import httpx
+
+from ticketing_devstack.stack import Stack
+
+
+def wait_until_gone(stack: Stack, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := stack.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+class TestStack:
+    def test_processes_are_known_before_the_start(self) -> None:
+        stack = Stack()
+        try:
+            processes = stack.processes
+            assert {"nats", "redis", "localstripe", "auth", "gateway"} <= set(processes)
+            assert processes["gateway"].url == stack.gateway_url
+            assert stack.proc is None
+        finally:
+            stack.stop()
+
+    def test_signed_up_user_is_current_through_the_gateway_and_stop_leaves_nothing(
+        self,
+    ) -> None:
+        stack = Stack()
+        with stack, httpx.Client(base_url=stack.gateway_url, trust_env=False) as http:
+            email = f"{uuid.uuid4().hex[:10]}@example.com"
+            signup = http.post("/api/users/signup", json={"email": email, "password": "pass1234"})
+            assert signup.status_code == 201, signup.text
+            current = http.get("/api/users/currentuser").json()["currentUser"]
+            assert current["email"] == email
+            assert set(stack.pids) == set(stack.processes)
+
+        assert wait_until_gone(stack) == []
+        assert not stack.build().run_dir.exists()
+
+    def test_one_process_dying_stops_the_whole_stack(self) -> None:
+        with Stack() as stack:
+            assert stack.proc is not None
+            os.kill(stack.pids["auth"], signal.SIGKILL)
+
+            stack.proc.wait(timeout=30)
+
+            assert wait_until_gone(stack) == [], stack.logs()[-3000:]
