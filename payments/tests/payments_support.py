@@ -141,6 +141,8 @@ class StripeProxy:
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[ProxiedRequest] = field(default_factory=list)
     waiting: int = 0
+    # When set, payment creations get this (status, Stripe error body) without forwarding.
+    refusal: tuple[int, dict[str, Any]] | None = None
     _answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     url: str = ""
 
@@ -161,6 +163,9 @@ class StripeProxy:
                 await self.gate.wait()
             finally:
                 self.waiting -= 1
+        if self.refusal is not None and request.path == "/v1/payment_intents":
+            status, error = self.refusal
+            return web.json_response(error, status=status)
         if self.mode == "fail_before":
             return self._failure()
         headers = {

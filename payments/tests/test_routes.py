@@ -2,9 +2,11 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from payments_support import (
     PAYMENTS,
+    STRIPE_KEY,
     LocalStripe,
     Probe,
     Service,
@@ -514,3 +516,130 @@ class TestHealth:
         response = await service.http.get(PAYMENTS)
         assert response.status_code == 405
         assert errors(response) == [{"message": "Method not allowed"}]
+
+
+class TestRefusedAmount:
+    async def test_amount_stripe_refuses_is_400_with_its_message_and_order_stays_payable(
+        self, jetstream_clean: str, probe: Probe, localstripe: LocalStripe
+    ) -> None:
+        message = "Amount must be at least $0.50 usd"
+        async with stripe_proxy(localstripe.url) as proxy:
+            settings = payments_settings(jetstream_clean, proxy.url)
+            async with running_service(settings) as service:
+                user = random_id()
+                order_id = await seed_order(service, probe, user, price="0.10")
+                error = {"type": "invalid_request_error", "param": "amount", "message": message}
+                proxy.refusal = (400, {"error": {**error, "code": "amount_too_small"}})
+
+                refused = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+
+                assert refused.status_code == 400
+                assert errors(refused) == [{"message": message}]
+                assert await service.payment(order_id) is None
+                proxy.refusal = None
+                paid = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+
+        assert paid.status_code == 201
+        [intent] = await localstripe.payment_intents()
+        assert intent["amount"] == 10
+
+
+class TestInterruptedAttempts:
+    async def test_order_cancelled_between_check_and_claim_is_400_and_not_charged(
+        self,
+        service: Service,
+        probe: Probe,
+        localstripe: LocalStripe,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        user = random_id()
+        order_id = await seed_order(service, probe, user)
+        replicas = service.orders
+        read = replicas.get
+        reads = 0
+
+        async def read_then_cancel(order: str) -> Any:
+            # The order:cancelled listener's write lands right after the route's first
+            # look at the order, before its claim.
+            nonlocal reads
+            found = await read(order)
+            reads += 1
+            if reads == 1:
+                await replicas.apply_cancelled(order, 1)
+            return found
+
+        monkeypatch.setattr(replicas, "get", read_then_cancel)
+        response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+
+        assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
+        assert reads == 2
+        assert await localstripe.payment_intents() == []
+        assert await service.payment(order_id) is None
+
+    async def test_claim_of_a_request_that_died_before_charging_is_freed_after_the_timeout(
+        self, jetstream_clean: str, probe: Probe, localstripe: LocalStripe
+    ) -> None:
+        settings = payments_settings(
+            jetstream_clean,
+            localstripe.url,
+            STRIPE_TIMEOUT_SECONDS=0.3,
+            PAYMENT_CLAIM_TIMEOUT_SECONDS=1.0,
+        )
+        async with running_service(settings) as service:
+            user = random_id()
+            order_id = await seed_order(service, probe, user)
+            assert await service.payments.claim(order_id, user) is not None
+
+            while_held = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+            await asyncio.sleep(1.1)
+            after_timeout = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+
+        assert errors(while_held) == ALREADY_PAID
+        assert after_timeout.status_code == 201, after_timeout.text
+        assert len(await localstripe.payment_intents()) == 1
+
+    async def test_attempt_of_a_request_that_died_while_charging_is_replayed_not_repeated(
+        self, jetstream_clean: str, probe: Probe, localstripe: LocalStripe
+    ) -> None:
+        async with stripe_proxy(localstripe.url) as proxy:
+            settings = payments_settings(
+                jetstream_clean,
+                proxy.url,
+                STRIPE_TIMEOUT_SECONDS=0.3,
+                PAYMENT_CLAIM_TIMEOUT_SECONDS=1.0,
+            )
+            async with running_service(settings) as service:
+                user = random_id()
+                order_id = await seed_order(service, probe, user)
+                # A request claimed, recorded its attempt, sent it to Stripe (which
+                # charged), and died before recording the outcome.
+                claim = await service.payments.claim(order_id, user)
+                assert claim is not None
+                await service.payments.record_attempt(claim, "pm_card_visa", 1999)
+                key = f"pay:{order_id}:{claim['claimId']}"
+                async with httpx.AsyncClient(auth=(STRIPE_KEY, "")) as stripe_http:
+                    sent = await stripe_http.post(
+                        proxy.url + "/v1/payment_intents",
+                        headers={"Idempotency-Key": key},
+                        data={
+                            "amount": "1999",
+                            "currency": "usd",
+                            "payment_method": "pm_card_visa",
+                            "payment_method_types[0]": "card",
+                            "confirm": "true",
+                            "metadata[orderId]": order_id,
+                        },
+                    )
+                assert sent.status_code == 200
+                await asyncio.sleep(1.1)
+
+                response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                payment = await service.payment(order_id)
+
+        assert errors(response) == ALREADY_PAID
+        [intent] = await localstripe.payment_intents()
+        assert payment is not None
+        assert (payment["status"], payment["stripeId"]) == (PaymentStatus.PAID, intent["id"])
+        assert [r.idempotency_key for r in proxy.payment_creations()] == [key, key]
+        [event] = await payment_events(probe)
+        assert event == {"id": str(claim["_id"]), "orderId": order_id, "stripeId": intent["id"]}
