@@ -24,9 +24,10 @@ help:
 
 # Idempotent: each step does nothing when its tool is already there.
 install:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
-	  || $(PYTHON) -m pip install --user --quiet uv \
-	  || $(PYTHON) -m pip install --user --quiet --break-system-packages uv
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
+	  $(PYTHON) -m pip --version >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-pip; }; \
+	  $(PYTHON) -m pip install --user --quiet uv 2>/dev/null \
+	    || $(PYTHON) -m pip install --user --quiet --break-system-packages uv; }
 	@$(UV) sync --all-packages --locked --quiet
 	@missing=""; \
 	  { [ -x /usr/bin/redis-server ] || command -v redis-server; } >/dev/null || missing="$$missing redis-server"; \
