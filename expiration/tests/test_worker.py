@@ -397,6 +397,24 @@ class TestWorkerProcess:
             assert worker.wait(15) == 0
         events = await stream_messages(js, EXPIRATION_COMPLETE)
         assert [event.data for event in events] == [f'{{"orderId": "{order_id}"}}'.encode()]
+        assert events[0].time is not None
+        assert events[0].time >= ms(expires_at)
+
+    def test_health_check_settings_load_without_nats_or_the_web_stack(self) -> None:
+        # `arq --check` runs as the liveness probe every period: keep its imports light.
+        code = (
+            "import sys, expiration.worker as w; w.WorkerSettings; "
+            "print(sorted(m for m in ('nats', 'fastapi', 'pymongo', 'expiration.jobs') "
+            "if m in sys.modules))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "NATS_URL": "nats://127.0.0.1:1", "REDIS_URL": "redis://x:1/0"},
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        assert result.stdout.strip() == b"[]"
 
     def test_missing_redis_url_refuses_to_start(self) -> None:
         env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}

@@ -13,27 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import ArqRedis, Retry
 
 from expiration.config import Settings
 from expiration.events.publishers import ExpirationCompletePublisher
+from expiration.worker import EXPIRE_ORDER
 from ticketing_common.events import EventBus, ExpirationCompleteEvent
 from ticketing_common.events.listener import backoff_delay
 
 logger = logging.getLogger("expiration")
-
-EXPIRE_ORDER = "expire_order"
-
-# How long a finished job's result is kept; while it is, an `order:created` for the same
-# order (a redelivery, or orders re-publishing its outbox) schedules nothing.
-KEEP_RESULT = timedelta(days=7)
-
-# A publish is retried with back-off (EVENT_RETRY_MIN/MAX_SECONDS) for as long as arq keeps
-# the job, which is a day past its due time: an order must expire once the broker is back.
-MAX_TRIES = 5000
 
 
 def expiration_job_id(order_id: str) -> str:
@@ -52,11 +43,6 @@ async def schedule_expiration(pool: ArqRedis, order_id: str, expires_at: datetim
         EXPIRE_ORDER, order_id, _job_id=expiration_job_id(order_id), _defer_until=defer_until
     )
     return job is not None
-
-
-def job_timeout(settings: Settings) -> float:
-    """A try's time limit: a publish retries for PUBLISH_TIMEOUT_SECONDS, plus a margin."""
-    return settings.PUBLISH_TIMEOUT_SECONDS + 15.0
 
 
 async def expire_order(ctx: dict[str, Any], order_id: str) -> None:

@@ -3,27 +3,42 @@
 Startup connects the event bus and starts the `order:created` listener, which enqueues
 through the worker's own Redis pool; `arq --check expiration.worker.WorkerSettings` is the
 liveness probe (the worker refreshes its health key every HEALTH_CHECK_INTERVAL seconds).
+
+The probe imports this module every period, so it imports only arq and the settings: the
+job and the listener (and through them NATS, pydantic models and the shared package's
+web stack) are imported when a worker starts.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import RedisSettings
-from arq.worker import func
 
 from expiration.config import Settings, get_settings
-from expiration.events.listeners import OrderCreatedListener
-from expiration.jobs import EXPIRE_ORDER, KEEP_RESULT, MAX_TRIES, expire_order, job_timeout
-from ticketing_common.events import EventBus
+
+if TYPE_CHECKING:
+    from ticketing_common.events import EventBus
 
 logger = logging.getLogger("expiration")
 
 SERVICE = "expiration"
+# The job, registered (and so enqueued) under its import path.
+EXPIRE_ORDER = "expiration.jobs.expire_order"
 HEALTH_CHECK_INTERVAL = 5  # seconds; the key lives one second longer
 JOB_COMPLETION_WAIT = 20  # seconds; within k8s' default 30 s grace period
 CONNECT_RETRY_SECONDS = 30  # SPEC §5: retry broker and database connections at start
+
+# How long a job's result is kept; while it is, an `order:created` for the same order (a
+# redelivery, or orders re-publishing its outbox) finds it and schedules nothing.
+KEEP_RESULT = timedelta(days=7)
+
+# A failed publish is retried with back-off (EVENT_RETRY_MIN/MAX_SECONDS) for as long as arq
+# keeps the job, which is a day past its due time: an order must expire once the broker is
+# back. 5000 tries at the 30 s cap outlast that day.
+MAX_TRIES = 5000
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -33,7 +48,17 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
+def job_timeout(settings: Settings) -> float:
+    """A try's time limit: the job gives a publish PUBLISH_TIMEOUT_SECONDS + 5 s, and this
+    leaves a margin over that. arq locks a running job for this plus 10 s, so a job whose
+    worker died is run again well inside the stream's 2-minute duplicate window."""
+    return settings.PUBLISH_TIMEOUT_SECONDS + 15.0
+
+
 async def startup(ctx: dict[str, Any]) -> None:
+    from expiration.events.listeners import OrderCreatedListener
+    from ticketing_common.events import EventBus
+
     settings: Settings = ctx["settings"]
     bus = EventBus(SERVICE, settings)
     ctx["bus"] = bus
@@ -52,15 +77,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """arq's worker settings for `settings` (arq takes a dict or a class alike)."""
     return {
-        "functions": [
-            func(
-                expire_order,
-                name=EXPIRE_ORDER,
-                keep_result=KEEP_RESULT,
-                timeout=job_timeout(settings),
-                max_tries=MAX_TRIES,
-            )
-        ],
+        # By import path: arq imports it when a worker is created, not for `--check`.
+        "functions": [EXPIRE_ORDER],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(settings.REDIS_URL),
@@ -68,9 +86,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # On SIGTERM stop taking jobs and let running ones finish (a try takes at most
         # job_timeout) before they are cancelled and left to run again.
         "job_completion_wait": JOB_COMPLETION_WAIT,
-        # Only expire_order's successes are kept (KEEP_RESULT): a job that gave up keeps
-        # nothing, so a later `order:created` for its order schedules it again.
-        "keep_result": 0,
+        "job_timeout": job_timeout(settings),
+        "max_tries": MAX_TRIES,
+        "keep_result": KEEP_RESULT,
         "ctx": {"settings": settings},
     }
 
