@@ -43,19 +43,22 @@ install:
 dev: install
 	$(BIN)/python -m ticketing_devstack
 
-# mypy runs once per folder: each member's src/ and tests/ (test modules such as
-# conftest.py repeat across members), and any other folder with Python files as a whole.
+# Every check runs, and lint fails at the end if any did. mypy runs once per folder: each
+# member's src/ and tests/ (test modules such as conftest.py repeat across members), and
+# any other folder with Python files as a whole.
 lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	@set -e; for dir in */; do \
+	@failed=""; \
+	echo "ruff check ."; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
+	echo "ruff format --check ."; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
+	for dir in */; do \
 	  dir=$${dir%/}; targets=""; \
 	  for sub in src tests; do \
 	    if [ -n "$$(find $$dir/$$sub -name '*.py' -print -quit 2>/dev/null)" ]; then targets="$$targets $$dir/$$sub"; fi; \
 	  done; \
 	  if [ -z "$$targets" ] && [ -n "$$(find $$dir -name '*.py' -print -quit)" ]; then targets=" $$dir"; fi; \
-	  if [ -n "$$targets" ]; then echo "mypy$$targets"; $(BIN)/mypy $$targets; fi; \
-	done
+	  if [ -n "$$targets" ]; then echo "mypy$$targets"; $(BIN)/mypy $$targets || failed="$$failed mypy:$$dir"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "lint failed:$$failed"; exit 1; fi
 
 # NATS and Redis for the tests are started by the pytest fixtures on free ports
 # (ticketing_common.testing.fixtures) unless NATS_URL / REDIS_URL are set.

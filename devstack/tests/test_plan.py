@@ -13,6 +13,7 @@ from honcho.environ import parse_procfile
 from ticketing_common.config import DEV_JWT_KEY
 from ticketing_common.testing.servers import free_port, wait_for_port
 from ticketing_devstack.plan import DevstackError, Plan, build_plan, stop_process
+from ticketing_devstack.probes import wait_until_ready
 from ticketing_devstack.routes import ROUTES_FILE, repo_root
 
 ALL = ("auth", "tickets", "orders", "payments", "client")
@@ -264,7 +265,7 @@ class TestProcfile:
 
         proc = redis.popen()
         try:
-            wait_for_port(redis.port)
+            wait_until_ready([redis], timeout=15)
         finally:
             stop_process(proc)
         with pytest.raises(TimeoutError):

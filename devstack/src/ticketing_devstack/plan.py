@@ -50,11 +50,10 @@ class DevstackError(RuntimeError):
 
 
 class HttpProbe(BaseModel):
-    """Ready when `url` answers 200 (or, with `any_answer`, any status below 500)."""
+    """Ready when `url` answers 200."""
 
     kind: Literal["http"] = "http"
     url: str
-    any_answer: bool = False
 
 
 class TcpProbe(BaseModel):

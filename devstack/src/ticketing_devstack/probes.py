@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 
 from ticketing_devstack.plan import CommandProbe, HttpProbe, ProcessSpec, TcpProbe
 
@@ -29,10 +31,7 @@ def is_ready(spec: ProcessSpec, timeout: float = 2.0) -> bool:
     """Whether the process's probe passes now (no probe: ready)."""
     probe = spec.probe
     if isinstance(probe, HttpProbe):
-        status = http_status(probe.url, timeout)
-        if status is None:
-            return False
-        return status < 500 if probe.any_answer else status == 200
+        return http_status(probe.url, timeout) == 200
     if isinstance(probe, TcpProbe):
         try:
             with socket.create_connection((probe.host, probe.port), timeout=timeout):
@@ -52,3 +51,17 @@ def is_ready(spec: ProcessSpec, timeout: float = 2.0) -> bool:
             return False
         return done.returncode == 0
     return True
+
+
+def wait_until_ready(specs: Iterable[ProcessSpec], timeout: float = 60.0) -> None:
+    """Block until every process passes its probe (for processes started one by one)."""
+    pending = list(specs)
+    deadline = time.monotonic() + timeout
+    while pending:
+        pending = [spec for spec in pending if not is_ready(spec)]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(spec.name for spec in pending)
+            raise TimeoutError(f"not ready after {timeout:g}s: {names}")
+        time.sleep(0.1)
