@@ -338,3 +338,69 @@ def app_paths(app: Any) -> list[str]:
     paths = [sample_path(path) for path in app.openapi()["paths"]]
     paths += [r.path.rstrip("/") + "/file" for r in app.routes if isinstance(r, Mount)]
     return paths
+
+
+# --- the build context -------------------------------------------------------------------
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob as Docker (.dockerignore) and skaffold (sync) read it: `**/` spans
+    folders, `*` and `?` stay within one, `[...]` is a class."""
+    out, i = "^", 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out, i = out + "(.*/)?", i + 3
+            continue
+        if pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+            continue
+        if char == "*":
+            out += "[^/]*"
+        elif char == "?":
+            out += "[^/]"
+        elif char == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end
+        else:
+            out += re.escape(char)
+        i += 1
+    return re.compile(out + "$")
+
+
+@dataclass(frozen=True)
+class DockerIgnore:
+    patterns: list[tuple[bool, re.Pattern[str]]]
+
+    @classmethod
+    def load(cls, path: Path) -> DockerIgnore:
+        patterns = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            exclusion = line.startswith("!")
+            cleaned = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+            patterns.append((exclusion, glob_regex(cleaned)))
+        return cls(patterns)
+
+    def ignores(self, relative: str) -> bool:
+        """Whether Docker leaves this context path out (the last matching pattern wins;
+        a pattern matching a parent folder matches everything in it)."""
+        parts = relative.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        matched = False
+        for exclusion, regex in self.patterns:
+            if exclusion != matched:
+                continue
+            if any(regex.match(p) for p in prefixes):
+                matched = not exclusion
+        return matched
+
+
+def context_files(source: str, ignore: DockerIgnore) -> list[str]:
+    """The files a `COPY <source>` takes from the repository root, as Docker sends them."""
+    base = ROOT / source
+    candidates = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    relative = [p.relative_to(ROOT).as_posix() for p in candidates]
+    return [r for r in relative if not ignore.ignores(r)]

@@ -1,0 +1,405 @@
+"""The images: what each Dockerfile installs and runs, and what skaffold builds and syncs.
+
+No Docker engine runs here, so the Dockerfiles are read, and their uv steps are replayed in
+a scratch folder with only the files the build context sends: the result must import the
+module the image's CMD names, start it from the Deployment's environment, and hold no test
+or dev tool.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deployment_support import (
+    HTTP_SERVICES,
+    K8S,
+    ROOT,
+    SERVICES,
+    WORKER,
+    Dockerfile,
+    DockerIgnore,
+    Manifests,
+    artifact_sets,
+    context_files,
+    copy_args,
+    glob_regex,
+    served_target,
+)
+
+WORKDIR = "/app"
+UID = "10001"
+
+
+def runtime_cmd(service: str) -> list[str]:
+    if service == WORKER:
+        return ["arq", f"{service}.worker.WorkerSettings"]
+    return [
+        "uvicorn",
+        f"{service}.app:create_app",
+        "--factory",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "3000",
+    ]
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    names = set()
+    for requirement in requirements:
+        name = requirement.split(";")[0]
+        for stop in "<>=!~[ ":
+            name = name.split(stop)[0]
+        names.add(name.lower().replace("_", "-"))
+    return names
+
+
+def dev_tools(service: str) -> set[str]:
+    """The root dev group's tools (pytest, ruff, mypy, ...) that the service does not
+    itself depend on (payments uses httpx at run time): none may be in its image."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dev = requirement_names(root["dependency-groups"]["dev"])
+    declared: set[str] = set()
+    for member in ("common", service):
+        project = tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]
+        declared |= requirement_names(project["dependencies"])
+    return dev - declared
+
+
+def uv_command() -> list[str]:
+    found = shutil.which("uv")
+    if found:
+        return [found]
+    # `make install` may have put uv into the system Python's user site instead.
+    return ["python3", "-m", "uv"]
+
+
+class TestDockerfiles:
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_runtime_image_runs_the_service_as_spec_says(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        dockerfile = dockerfiles[service]
+        assert dockerfile.stages[-1].name == "runtime", "runtime is the default target"
+        assert dockerfile.stage("runtime").cmd() == runtime_cmd(service)
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_the_module_the_image_runs_exists_in_the_sources(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        for stage in ("dev", "runtime"):
+            target = served_target(dockerfiles[service].stage(stage).cmd())
+            module, _, name = target.rpartition(":") if ":" in target else target.rpartition(".")
+            path = ROOT / service / "src" / Path(*module.split(".")).with_suffix(".py")
+            assert path.is_file(), f"{target}: no {path.relative_to(ROOT)}"
+            tree = ast.parse(path.read_text())
+            defined = {
+                node.name
+                for node in tree.body
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            }
+            defined |= {
+                t.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for t in node.targets
+                if isinstance(t, ast.Name)
+            }
+            # A module-level __getattr__ may build the object on lookup (the worker does).
+            assert name in defined or "__getattr__" in defined, f"{path} has no {name}"
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_dev_image_reloads_from_the_synced_sources(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        command = dockerfiles[service].stage("dev").cmd()
+        assert served_target(command) == served_target(runtime_cmd(service))
+        if service == WORKER:
+            assert command[command.index("--watch") + 1] == f"{WORKDIR}/{service}/src"
+        else:
+            assert "--reload" in command
+            dirs = {command[i + 1] for i, arg in enumerate(command) if arg == "--reload-dir"}
+            assert dirs == {f"{WORKDIR}/{service}/src", f"{WORKDIR}/common/src"}
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_dependencies_install_before_the_sources_are_copied(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        dockerfile = dockerfiles[service]
+        deps = dockerfile.stage("deps")
+        copied = [copy_args(args) for args in deps.all("COPY")]
+        sources = sorted(src for flags, srcs, _ in copied if "from" not in flags for src in srcs)
+        assert sources == sorted(
+            ["pyproject.toml", "uv.lock", "common/pyproject.toml", f"{service}/pyproject.toml"]
+        )
+        assert dockerfile.runs("deps")[-1] == [
+            "uv", "sync", "--frozen", "--no-dev", "--package", service, "--no-install-workspace"
+        ]  # fmt: skip
+        assert dockerfile.runs("build")[-1] == [
+            "uv", "sync", "--frozen", "--no-dev", "--package", service, "--no-editable"
+        ]  # fmt: skip
+        assert dockerfile.runs("dev")[len(dockerfile.runs("deps"))] == [
+            "uv", "sync", "--frozen", "--no-dev", "--package", service
+        ]  # fmt: skip
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_runtime_stage_is_slim_python_with_only_the_virtualenv(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        dockerfile = dockerfiles[service]
+        chain = dockerfile.chain("runtime")
+        assert chain[0].base.startswith("python:3.11-slim")
+        assert [s.name for s in chain] == ["base", "runtime"], "no uv, no sources"
+        copies = [copy_args(args) for s in chain for args in s.all("COPY")]
+        assert copies == [({"from": "build"}, [f"{WORKDIR}/.venv"], f"{WORKDIR}/.venv")]
+        assert dockerfile.stage("base").last("WORKDIR") == WORKDIR
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_dev_sources_belong_to_the_container_user(
+        self, dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        # skaffold sync copies files in as the container's user: it must own the tree.
+        dev = dockerfiles[service].stage("dev")
+        owned = {
+            dest: flags.get("chown")
+            for flags, _, dest in map(copy_args, dev.all("COPY"))
+            if dest.endswith("/src")
+        }
+        assert owned == {"common/src": f"{UID}:{UID}", f"{service}/src": f"{UID}:{UID}"}
+        assert dev.last("USER") == f"{UID}:{UID}"
+
+    def test_build_context_sends_the_sources_and_manifests_only(self) -> None:
+        ignore = DockerIgnore.load(ROOT / ".dockerignore")
+        for service in ("common", *SERVICES):
+            assert not ignore.ignores(f"{service}/pyproject.toml")
+            assert context_files(f"{service}/src", ignore), service
+        for sent in ("pyproject.toml", "uv.lock", "client/src/client/templates/base.html"):
+            assert not ignore.ignores(sent), sent
+        for left_out in (
+            ".venv/bin/python",
+            ".git/HEAD",
+            "auth/tests/test_routes.py",
+            "auth/src/auth/__pycache__/app.cpython-311.pyc",
+            "infra/k8s/auth-depl.yaml",
+            "auth/Dockerfile",
+        ):
+            assert ignore.ignores(left_out), left_out
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_locked_image_dependencies_hold_no_dev_tool(self, service: str) -> None:
+        result = subprocess.run(
+            [*uv_command(), "export", "--frozen", "--no-dev", "--package", service,
+             "--no-hashes", "--no-header", "--no-annotate", "--no-emit-workspace"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        names = {
+            line.split("==")[0].lower().replace("_", "-")
+            for line in result.stdout.splitlines()
+            if "==" in line
+        }
+        assert names, result.stdout
+        assert not names & dev_tools(service)
+
+
+class TestReplayedBuild:
+    """The Dockerfile's COPY and uv steps, replayed into a scratch /app."""
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_runtime_virtualenv_starts_the_service_without_sources_or_dev_tools(
+        self,
+        dockerfiles: dict[str, Dockerfile],
+        service_env: dict[str, dict[str, str]],
+        tmp_path: Path,
+        service: str,
+    ) -> None:
+        app = replay(dockerfiles[service], "build", tmp_path)
+        # The runtime stage takes the virtualenv alone: drop what else the build had.
+        for source in ("common/src", f"{service}/src"):
+            shutil.rmtree(app / source)
+        python = app / ".venv" / "bin" / "python"
+        target = served_target(dockerfiles[service].stage("runtime").cmd())
+        started = start_target(python, target, service_env[service], tmp_path)
+        assert started["kind"] == ("worker" if service == WORKER else "app")
+        assert started["file"].startswith(str(app / ".venv")), "runs the installed package"
+        assert not set(started["distributions"]) & dev_tools(service)
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_dev_virtualenv_runs_the_synced_sources(
+        self,
+        dockerfiles: dict[str, Dockerfile],
+        service_env: dict[str, dict[str, str]],
+        tmp_path: Path,
+        service: str,
+    ) -> None:
+        app = replay(dockerfiles[service], "dev", tmp_path)
+        python = app / ".venv" / "bin" / "python"
+        target = served_target(dockerfiles[service].stage("dev").cmd())
+        started = start_target(python, target, service_env[service], tmp_path)
+        # Editable: the module is the file skaffold syncs into /app/<service>/src.
+        assert started["file"].startswith(str(app / service / "src")), started["file"]
+        reloader = "watchfiles"  # uvicorn --reload and arq --watch both need it
+        assert reloader in started["distributions"]
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """ENV's `$NAME` / `${NAME}` substitution."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m[1], ""), value)
+
+
+def replay(dockerfile: Dockerfile, stage: str, tmp_path: Path) -> Path:
+    """Run a stage's COPYs from the build context and its `uv` commands under tmp/app."""
+    app = tmp_path / "app"
+    app.mkdir()
+    ignore = DockerIgnore.load(ROOT / ".dockerignore")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+
+    def local(value: str) -> str:
+        return value.replace(WORKDIR, str(app))
+
+    for part in dockerfile.chain(stage):
+        for keyword, args in part.instructions:
+            if keyword == "WORKDIR":
+                assert args == WORKDIR
+            elif keyword == "ENV":
+                for assignment in args.split():
+                    name, _, value = assignment.partition("=")
+                    env[name] = local(expand(value, env))
+            elif keyword == "COPY":
+                flags, sources, dest = copy_args(args)
+                if "from" in flags:
+                    continue  # the uv binary: the local uv stands in for it
+                for source in sources:
+                    for file in context_files(source, ignore):
+                        relative = Path(file).relative_to(source) if source != file else None
+                        target = app / dest / relative if relative else app / dest
+                        if dest.endswith("/") or dest == "./":
+                            target = app / dest / Path(file).name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(ROOT / file, target)
+    # Bytecode and copies (not links) from uv's cache change nothing the tests look at and
+    # cost seconds a build.
+    env.update(
+        UV_COMPILE_BYTECODE="0",
+        UV_LINK_MODE="hardlink",
+        UV_PYTHON=f"{sys.version_info[0]}.{sys.version_info[1]}",
+    )
+    for command in dockerfile.runs(stage):
+        if command[0] != "uv":
+            continue  # user creation needs root; the user is checked elsewhere
+        result = subprocess.run(
+            [*uv_command(), *(local(arg) for arg in command[1:])],
+            cwd=app, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, f"{command}:\n{result.stderr}"
+    return app
+
+
+START = """
+import importlib, importlib.metadata, json, sys
+target = sys.argv[1]
+module_name, _, name = target.rpartition(":") if ":" in target else target.rpartition(".")
+module = importlib.import_module(module_name)
+found = getattr(module, name)
+if callable(found) and name == "create_app":
+    from fastapi import FastAPI
+    app = found()  # settings from the environment, as uvicorn --factory calls it
+    assert isinstance(app, FastAPI)
+    kind = "app"
+else:
+    options = found if isinstance(found, dict) else vars(found)
+    assert options["functions"] and options["redis_settings"]
+    kind = "worker"
+names = sorted({d.metadata["Name"].lower().replace("_", "-")
+                for d in importlib.metadata.distributions()})
+print(json.dumps({"kind": kind, "file": module.__file__, "distributions": names}))
+"""
+
+
+def start_target(python: Path, target: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """Import and build what the CMD names, with only the container's environment."""
+    result = subprocess.run(
+        [str(python), "-I", "-c", START, target],
+        cwd=cwd, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    started: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return started
+
+
+class TestSkaffold:
+    def test_skaffold_uses_a_v4beta_schema_kubectl_and_every_manifest(
+        self, skaffold: dict[str, Any], manifests: Manifests
+    ) -> None:
+        assert skaffold["apiVersion"].startswith("skaffold/v4beta")
+        assert skaffold["kind"] == "Config"
+        assert "kubectl" in skaffold["deploy"]
+        globs = skaffold["manifests"]["rawYaml"]
+        matched = {p for g in globs for p in ROOT.glob(g)}
+        assert matched == set(manifests.files) == set(K8S.glob("*.yaml"))
+
+    @pytest.mark.parametrize(("build", "target"), [("default", "dev"), ("runtime", "runtime")])
+    def test_one_artifact_per_service_built_from_the_repository_root(
+        self, skaffold: dict[str, Any], dockerfiles: dict[str, Dockerfile], build: str, target: str
+    ) -> None:
+        artifacts = {a["image"]: a for a in artifact_sets(skaffold)[build]}
+        assert set(artifacts) == {f"ticketing/{s}" for s in SERVICES}
+        for service in SERVICES:
+            artifact = artifacts[f"ticketing/{service}"]
+            assert artifact.get("context", ".") == "."
+            assert artifact["docker"]["dockerfile"] == f"{service}/Dockerfile"
+            assert artifact["docker"]["target"] == target
+            dockerfiles[service].stage(target)
+            assert ("sync" in artifact) == (target == "dev"), "sync only into dev images"
+
+    @pytest.mark.parametrize("service", SERVICES)
+    def test_sync_lands_python_sources_where_the_dev_image_runs_them(
+        self, skaffold: dict[str, Any], dockerfiles: dict[str, Dockerfile], service: str
+    ) -> None:
+        (artifact,) = [
+            a for a in artifact_sets(skaffold)["default"] if a["image"] == f"ticketing/{service}"
+        ]
+        rules = artifact["sync"]["manual"]
+        dev = dockerfiles[service].stage("dev")
+        # The dev image copies each tree to the same path under WORKDIR (/app).
+        copied = {dest: srcs for _, srcs, dest in map(copy_args, dev.all("COPY"))}
+        ignore = DockerIgnore.load(ROOT / ".dockerignore")
+        for tree in ("common/src", f"{service}/src"):
+            assert copied[tree] == [tree]
+            files = [f for f in context_files(tree, ignore) if f.endswith(".py")]
+            for file in files:
+                synced = [
+                    r
+                    for r in rules
+                    if glob_match(r["src"], file) and r["dest"] == WORKDIR and not r.get("strip")
+                ]
+                assert synced, f"{file} is not synced into {WORKDIR}/{file}"
+        if service == "client":
+            for template in context_files("client/src/client/templates", ignore):
+                assert any(glob_match(r["src"], template) for r in rules), template
+
+    def test_the_manifest_pods_use_images_skaffold_builds(
+        self, skaffold: dict[str, Any], manifests: Manifests
+    ) -> None:
+        built = {a["image"] for a in artifact_sets(skaffold)["default"]}
+        for service in (*HTTP_SERVICES, WORKER):
+            deployment = manifests.named("Deployment", f"{service}-depl")
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            assert container["image"] in built
+            # No command override: the image's CMD (dev or runtime) is what runs.
+            assert "command" not in container and "args" not in container
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """skaffold's sync globs: `**/` spans folders, `*` stays within one."""
+    return glob_regex(pattern).match(path) is not None
