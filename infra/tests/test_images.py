@@ -195,21 +195,6 @@ class TestDockerfiles:
         ):
             assert ignore.ignores(left_out), left_out
 
-    @pytest.mark.parametrize("service", SERVICES)
-    def test_locked_image_dependencies_hold_no_dev_tool(self, service: str) -> None:
-        result = subprocess.run(
-            [*uv_command(), "export", "--frozen", "--no-dev", "--package", service,
-             "--no-hashes", "--no-header", "--no-annotate", "--no-emit-workspace"],
-            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-        names = {
-            line.split("==")[0].lower().replace("_", "-")
-            for line in result.stdout.splitlines()
-            if "==" in line
-        }
-        assert names, result.stdout
-        assert not names & dev_tools(service)
-
 
 class TestReplayedBuild:
     """The Dockerfile's COPY and uv steps, replayed into a scratch /app."""
