@@ -55,10 +55,29 @@ def job_timeout(settings: Settings) -> float:
     return settings.PUBLISH_TIMEOUT_SECONDS + 15.0
 
 
+def ensure_logging() -> None:
+    """Give the service's own loggers a handler when nothing configured logging.
+
+    The `arq` command configures only arq's logger; without this the listener's, the
+    job's and the event layer's INFO lines would be dropped. `python -m expiration`
+    configures the root logger instead, and then this does nothing.
+    """
+    if logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("expiration", "ticketing"):
+        named = logging.getLogger(name)
+        if not named.handlers:
+            named.addHandler(handler)
+            named.setLevel(logging.INFO)
+
+
 async def startup(ctx: dict[str, Any]) -> None:
     from expiration.events.listeners import OrderCreatedListener
     from ticketing_common.events import EventBus
 
+    ensure_logging()
     settings: Settings = ctx["settings"]
     bus = EventBus(SERVICE, settings)
     ctx["bus"] = bus
