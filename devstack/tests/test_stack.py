@@ -8,8 +8,11 @@ import time
 import uuid
 
 import httpx
+import pytest
 
-from ticketing_devstack.stack import Stack
+from ticketing_common.testing.servers import free_port
+from ticketing_devstack.probes import wait_until_ready
+from ticketing_devstack.stack import Stack, StackError
 
 
 def wait_until_gone(stack: Stack, timeout: float = 10.0) -> list[str]:
@@ -53,3 +56,18 @@ class TestStack:
             stack.proc.wait(timeout=30)
 
             assert wait_until_gone(stack) == [], stack.logs()[-3000:]
+
+    def test_not_ready_while_one_service_cannot_start(self) -> None:
+        # auth keeps retrying a database that is not there, so it never serves /readyz.
+        nowhere = f"mongodb://127.0.0.1:{free_port()}/auth?serverSelectionTimeoutMS=300"
+        stack = Stack({"AUTH_MONGO_URI": nowhere})
+        stack.start()
+        try:
+            others = [spec for name, spec in stack.processes.items() if name != "auth"]
+            wait_until_ready(others, timeout=90)
+
+            with pytest.raises(StackError, match="not ready"):
+                stack.wait_ready(timeout=2)
+        finally:
+            stack.stop()
+        assert wait_until_gone(stack) == []
