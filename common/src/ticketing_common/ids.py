@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from ticketing_common.mongo import is_object_id
+OBJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
+
+
+def is_object_id(value: object) -> bool:
+    return isinstance(value, str) and OBJECT_ID_RE.match(value) is not None
 
 
 def _object_id(value: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ticketing_common.errors import NotFoundError
+from ticketing_common.ids import is_object_id
 
 logger = logging.getLogger("ticketing.mongo")
 
@@ -29,7 +29,6 @@ Collection = Any
 Document = dict[str, Any]
 
 MEMORY_SCHEME = "memory://"
-OBJECT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 
 
 @dataclass
@@ -92,10 +91,6 @@ def utcnow() -> datetime:
     # BSON keeps milliseconds; trimming here makes a value equal to what is read back.
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def is_object_id(value: object) -> bool:
-    return isinstance(value, str) and OBJECT_ID_RE.match(value) is not None
 
 
 def path_object_id(value: str) -> ObjectId:

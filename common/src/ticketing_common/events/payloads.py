@@ -7,7 +7,7 @@ order for events that have no version), so a retried publish is deduplicated.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
@@ -116,6 +116,6 @@ PAYLOADS: dict[Subjects, type[EventPayload]] = {
 
 def iso_utc(value: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a Z, as the original's `toISOString()`."""
-    from ticketing_common.mongo import as_utc
-
-    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
