@@ -12,6 +12,7 @@ from honcho.environ import parse_procfile
 
 from ticketing_common.config import DEV_JWT_KEY
 from ticketing_common.testing.servers import free_port, wait_for_port
+from ticketing_devstack.nginx import TEMPLATE
 from ticketing_devstack.plan import DevstackError, Plan, build_plan, stop_process
 from ticketing_devstack.probes import wait_until_ready
 from ticketing_devstack.routes import ROUTES_FILE, repo_root
@@ -29,6 +30,7 @@ def make_root(tmp_path: Path) -> MakeRoot:
         root = tmp_path / "repo"
         (root / ROUTES_FILE).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(repo_root() / ROUTES_FILE, root / ROUTES_FILE)
+        shutil.copy(repo_root() / TEMPLATE, root / TEMPLATE)
         for name in services:
             add_service(root, name)
         if worker:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.config import DEV_JWT_KEY
 from ticketing_common.testing.servers import NatsServer, RedisServer, find_binary, free_port
-from ticketing_devstack.nginx import nginx_command, prepare_run_dir, render_nginx_conf
+from ticketing_devstack.nginx import TEMPLATE, nginx_command, prepare_run_dir, render_nginx_conf
 from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 
 # The HTTP services in start order, and what each reads from its environment (SPEC §5).
@@ -359,7 +359,11 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
     conf = run_dir / "nginx.conf"
     conf.write_text(
         render_nginx_conf(
-            routes=routes, upstreams=upstreams, listen_port=inputs.gateway_port, run_dir=run_dir
+            routes=routes,
+            upstreams=upstreams,
+            listen_port=inputs.gateway_port,
+            run_dir=run_dir,
+            template=root / TEMPLATE,
         )
     )
     checked = subprocess.run(
