@@ -86,10 +86,11 @@ def make_dev() -> Iterator[MakeDev]:
             proc.wait()
 
 
+@pytest.mark.timeout(240)
 def test_make_dev_serves_signup_through_the_gateway_and_ctrl_c_leaves_nothing(
     make_dev: MakeDev,
 ) -> None:
-    gateway_url = make_dev.wait_for(READY, timeout=180).group(1)
+    gateway_url = make_dev.wait_for(READY, timeout=150).group(1)
     assert gateway_url == f"http://127.0.0.1:{make_dev.gateway_port}"
     run_dir = Path(make_dev.find_all(RUN_FOLDER)[0].group(1))
     procfile = (run_dir / "Procfile").read_text()
