@@ -9,14 +9,21 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from orders_support import Probe, orders_settings, probe_on, running_client
+from orders_support import Probe, empty_stream, orders_settings, probe_on, running_client
 
 from orders.config import Settings
 
 
 @pytest.fixture
-def settings(jetstream_clean: str) -> Settings:
-    return orders_settings(jetstream_clean)
+async def stream_url(jetstream_clean: str) -> str:
+    """The session's NATS server, its TICKETING stream empty."""
+    await empty_stream(jetstream_clean)
+    return jetstream_clean
+
+
+@pytest.fixture
+def settings(stream_url: str) -> Settings:
+    return orders_settings(stream_url)
 
 
 @pytest.fixture

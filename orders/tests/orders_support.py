@@ -28,6 +28,7 @@ from ticketing_common.events import (
     TicketCreatedEvent,
     TicketUpdatedEvent,
     durable_name,
+    ensure_stream,
 )
 from ticketing_common.mongo import Mongo, connect_mongo
 from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
@@ -240,12 +241,18 @@ class Probe:
     async def wait_handled(self, subject: Subjects, seq: int, timeout: float = 10.0) -> None:
         """Until orders' consumer of `subject` has delivered up to `seq` and acked all."""
         durable = DURABLES[subject]
+        last: list[Any] = []
 
         async def handled() -> bool:
             info = await self.js.consumer_info(STREAM_NAME, durable)
+            last[:] = [info]
             return bool(info.delivered.stream_seq >= seq and info.num_ack_pending == 0)
 
-        await eventually(handled, timeout, f"{durable} handling seq {seq}")
+        try:
+            await eventually(handled, timeout, f"{durable} handling seq {seq}")
+        except AssertionError as exc:
+            stored = [(m.seq, m.msg_id) for m in await self.stored(subject)]
+            raise AssertionError(f"{exc}; consumer: {last}; stored: {stored}") from None
 
     async def unacked(self, subject: Subjects) -> int:
         info = await self.js.consumer_info(STREAM_NAME, DURABLES[subject])
@@ -261,6 +268,25 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def empty_stream(url: str) -> None:
+    """Make sure the TICKETING stream exists and holds nothing.
+
+    `jetstream_clean` deletes the stream, but the nats-server 2.15.1 here often brings a
+    file-stored stream back with its old messages when one of the same name is created
+    again (measured: about half of delete-then-create cycles), and a stale event then
+    reaches the next test's listeners. Purging the re-created stream clears them.
+    """
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js)
+        info = await js.stream_info(STREAM_NAME)
+        if info.state.messages:
+            await js.purge_stream(STREAM_NAME)
+    finally:
+        await nc.close()
 
 
 @asynccontextmanager

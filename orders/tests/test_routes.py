@@ -97,11 +97,9 @@ class TestCreateOrder:
             ).text
         )
 
-    async def test_expires_at_follows_the_expiration_window_setting(
-        self, jetstream_clean: str
-    ) -> None:
-        settings = orders_settings(jetstream_clean, EXPIRATION_WINDOW_SECONDS=60)
-        async with running_client(settings) as client, probe_on(jetstream_clean) as probe:
+    async def test_expires_at_follows_the_expiration_window_setting(self, stream_url: str) -> None:
+        settings = orders_settings(stream_url, EXPIRATION_WINDOW_SECONDS=60)
+        async with running_client(settings) as client, probe_on(stream_url) as probe:
             ticket_id = await seed_ticket(probe)
             order = await place_order(client, ticket_id, random_id())
             left = parse_iso(order["expiresAt"]) - datetime.now(UTC)
