@@ -5,7 +5,8 @@
 
 `Stack` plans the processes here (so `stack.processes` shows every command line and
 environment before anything runs), then runs `python -m ticketing_devstack --plan ...` in
-its own session, the same runner and Procfile `make dev` uses, with its output in a log file.
+its own session, the same runner and Procfile `make dev` uses, with its output in a log file
+(kept after a failure inside `with Stack()`, its path printed to stderr).
 Unlike `make dev`, a Stack uses free ports and its own NATS, Redis and localstripe unless
 the `env` given to it says otherwise.
 """
@@ -76,6 +77,7 @@ class Stack:
         if expiration_window_seconds is not None:
             self.env["EXPIRATION_WINDOW_SECONDS"] = f"{expiration_window_seconds:g}"
         self.root = root
+        self._own_log = log_path is None
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="devstack-", suffix=".log")[1])
         self.plan: Plan | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -151,8 +153,11 @@ class Stack:
             time.sleep(0.1)
         self.pids = json.loads(self._state_file.read_text())["pids"]
 
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """Stop every process (SIGTERM to the runner, as Ctrl-C does to `make dev`)."""
+    def stop(self, timeout: float = 20.0, *, keep_log: bool = False) -> int | None:
+        """Stop every process (SIGTERM to the runner, as Ctrl-C does to `make dev`).
+
+        A log file the Stack chose itself is removed unless `keep_log`.
+        """
         code = None
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -176,6 +181,8 @@ class Stack:
         if self.plan is not None:
             shutil.rmtree(self.plan.run_dir, ignore_errors=True)
         shutil.rmtree(self._state_dir, ignore_errors=True)
+        if self._own_log and not keep_log:
+            self.log_path.unlink(missing_ok=True)
         return code
 
     def leftovers(self) -> list[str]:
@@ -189,7 +196,8 @@ class Stack:
         try:
             self.wait_ready()
         except BaseException:
-            self.stop()
+            self.stop(keep_log=True)
+            print(f"devstack log: {self.log_path}", file=sys.stderr)
             raise
         return self
 
@@ -199,7 +207,10 @@ class Stack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        # After a failure the log stays, for whoever reads the test's output.
+        self.stop(keep_log=exc is not None)
+        if exc is not None:
+            print(f"devstack log: {self.log_path}", file=sys.stderr)
 
     def _tail(self, lines: int = 60) -> str:
         return "\n".join(self.logs().splitlines()[-lines:])
