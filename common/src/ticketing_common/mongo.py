@@ -18,7 +18,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ticketing_common.errors import NotFoundError
-from ticketing_common.ids import is_object_id
+from ticketing_common.ids import is_object_id as is_object_id
 
 logger = logging.getLogger("ticketing.mongo")
 

@@ -93,7 +93,11 @@ class EventBus:
     async def close(self) -> None:
         self._closing = True
         if self._nc is not None and not self._nc.is_closed:
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except _RETRYABLE:
+                # Draining needs the server; when it is gone, just close.
+                await self._nc.close()
         self._started = False
 
     # Publishing ---------------------------------------------------------------------
