@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -103,14 +103,51 @@ class YieldingDatabase:
 
 
 @contextmanager
-def yielding_database() -> Iterator[None]:
-    """Apps created inside get an in-memory database that yields at every call."""
+def yielding_database(*app_modules: str) -> Iterator[None]:
+    """Apps created inside (of `orders.app`, or of the `app_modules` named) get an
+    in-memory database that yields at every call."""
 
     async def connect(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
         mongo = await connect_mongo(uri, default_db, timeout)
         return Mongo(client=mongo.client, db=YieldingDatabase(mongo.db), in_memory=True)
 
-    with mock.patch("orders.app.connect_mongo", connect):
+    with ExitStack() as stack:
+        for module in app_modules or ("orders.app",):
+            stack.enter_context(mock.patch(f"{module}.connect_mongo", connect))
+        yield
+
+
+class SecondReplicaMongo(Mongo):
+    """Another process's view of a database someone else opened and will close."""
+
+    async def ping(self) -> bool:
+        await self.db.list_collection_names()
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+@contextmanager
+def shared_database(*app_modules: str) -> Iterator[None]:
+    """Orders apps created inside share one yielding in-memory database, like replicas of
+    the service on one MongoDB: the first creates the durable consumers afresh, the others
+    join them as further members of each queue group.
+
+    Other apps named in `app_modules` get a yielding database of their own.
+    """
+    first: list[Mongo] = []
+
+    async def connect_orders(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
+        if not first:
+            mongo = await connect_mongo(uri, default_db, timeout)
+            first.append(Mongo(mongo.client, YieldingDatabase(mongo.db), in_memory=True))
+            return first[0]
+        return SecondReplicaMongo(first[0].client, first[0].db, in_memory=False)
+
+    with ExitStack() as stack:
+        stack.enter_context(yielding_database(*app_modules))
+        stack.enter_context(mock.patch("orders.app.connect_mongo", connect_orders))
         yield
 
 

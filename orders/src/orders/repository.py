@@ -111,7 +111,9 @@ class Orders:
             partialFilterExpression={"holdsTicket": True},
             name="one_holding_order_per_ticket",
         )
-        await self.collection.create_index([("userId", ASCENDING), ("_id", ASCENDING)])
+        await self.collection.create_index(
+            [("userId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]
+        )
 
     async def create(self, user_id: str, ticket: Document, expires_at: datetime) -> Document:
         """Insert a `created` order holding `ticket` and publish `order:created`;
@@ -147,7 +149,7 @@ class Orders:
         """The user's orders, oldest first."""
         docs: list[Document] = (
             await self.collection.find({"userId": user_id}, projection={"outbox": False})
-            .sort("_id", ASCENDING)
+            .sort([("createdAt", ASCENDING), ("_id", ASCENDING)])
             .to_list(None)
         )
         return docs
