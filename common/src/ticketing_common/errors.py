@@ -137,10 +137,14 @@ def _uses(dependant: Dependant, call: Any) -> bool:
 def _route_requires_user(request: Request) -> bool:
     from ticketing_common.auth import require_user
 
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        return _uses(route.dependant, require_user)
+    # Older Starlette does not record the matched route: find it by its endpoint.
     endpoint = request.scope.get("endpoint")
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.endpoint is endpoint:
-            return _uses(route.dependant, require_user)
+    for candidate in request.app.router.routes:
+        if isinstance(candidate, APIRoute) and candidate.endpoint is endpoint:
+            return _uses(candidate.dependant, require_user)
     return False
 
 

@@ -62,9 +62,15 @@ async def jetstream_clean(nats_url: str) -> AsyncIterator[str]:
     from ticketing_common.events.stream import STREAM_NAME
 
     nc = await nats.connect(nats_url)
+    js = nc.jetstream()
     try:
+        # Deleting a file-stored stream and re-creating it at once can bring old messages
+        # back (nats-server 2.15): empty it in place and drop its consumers instead.
         with contextlib.suppress(NotFoundError):
-            await nc.jetstream().delete_stream(STREAM_NAME)
+            await js.stream_info(STREAM_NAME)
+            for consumer in await js.consumers_info(STREAM_NAME):
+                await js.delete_consumer(STREAM_NAME, consumer.name)
+            await js.purge_stream(STREAM_NAME)
         yield nats_url
     finally:
         await nc.close()

@@ -1,0 +1,94 @@
+"""The one error shape (SPEC §1) on an app built like the services."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import BaseModel
+
+from ticketing_common.auth import RequireUser, SessionCodec
+from ticketing_common.errors import ConflictError
+from ticketing_common.money import Price
+from ticketing_common.service import new_app
+from ticketing_common.testing import TEST_JWT_KEY, cookie_for
+
+
+class Body(BaseModel):
+    title: str
+    price: Price
+
+
+def make_app() -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield {}
+
+    async def ready(request) -> dict[str, bool]:
+        return {"always": True}
+
+    app = new_app(
+        title="t", lifespan=lifespan, sessions=SessionCodec(TEST_JWT_KEY, False), ready=ready
+    )
+    router = APIRouter(prefix="/api/things")
+
+    @router.post("", status_code=201)
+    async def create_thing(body: Body, user: RequireUser) -> dict[str, str]:
+        return {"title": body.title, "price": str(body.price)}
+
+    @router.put("/{thing_id}")
+    async def update_thing(thing_id: str, user: RequireUser) -> dict[str, str]:
+        raise ConflictError()
+
+    @router.get("/boom")
+    async def boom() -> dict[str, str]:
+        raise RuntimeError("bug")
+
+    app.include_router(router)
+    return app
+
+
+def client(cookies: dict[str, str] | None = None) -> AsyncClient:
+    transport = ASGITransport(make_app(), raise_app_exceptions=False)
+    return AsyncClient(transport=transport, base_url="http://test", cookies=cookies)
+
+
+async def test_signed_out_gets_401_before_the_body_is_validated():
+    async with client() as http:
+        for content in (b"{not json", b'{"price": "abc"}', b"[]"):
+            response = await http.post(
+                "/api/things", content=content, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 401
+            assert response.json() == {"errors": [{"message": "Not authorized"}]}
+
+
+async def test_signed_in_gets_field_errors_never_422():
+    async with client(cookie_for()) as http:
+        response = await http.post("/api/things", json={"title": 5, "price": 1.001})
+        assert response.status_code == 400
+        assert response.json() == {
+            "errors": [
+                {"message": "Input should be a valid string", "field": "title"},
+                {"message": "Price must have at most 2 decimals", "field": "price"},
+            ]
+        }
+        ok = await http.post("/api/things/", json={"title": "a", "price": "10.5"})
+        assert (ok.status_code, ok.json()) == (201, {"title": "a", "price": "10.50"})
+
+
+async def test_conflict_is_409_and_unexpected_is_500_without_detail():
+    async with client(cookie_for()) as http:
+        conflict = await http.put("/api/things/1")
+        assert conflict.status_code == 409
+        assert list(conflict.json()) == ["errors"]
+        boom = await http.get("/api/things/boom")
+        assert boom.status_code == 500
+        assert boom.json() == {"errors": [{"message": "Something went wrong"}]}
+
+
+async def test_unknown_route_404_and_wrong_method_405():
+    async with client() as http:
+        assert (await http.get("/api/nothing")).json() == {"errors": [{"message": "Not Found"}]}
+        wrong = await http.delete("/api/things")
+        assert wrong.status_code == 405
+        assert wrong.json() == {"errors": [{"message": "Method not allowed"}]}
