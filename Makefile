@@ -14,7 +14,7 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q 
 # Every top-level folder holding tests (one per workspace member, plus infra/).
 TEST_DIRS = $(wildcard */tests)
 
-.PHONY: help install dev lint test
+.PHONY: help install dev lint test bench
 
 help:
 	@echo "make dev      run every service, NATS, Redis, localstripe and the gateway (Ctrl-C stops all)"
@@ -66,3 +66,9 @@ lint: install
 # (ticketing_common.testing.fixtures) unless NATS_URL / REDIS_URL are set.
 test: install lint
 	$(BIN)/pytest -q $(TEST_DIRS)
+
+# A benchmark, not a test: starts the stack as `make dev` does (or pass BENCH_ARGS="--url
+# http://127.0.0.1:8080" for a running one), loads it, and writes the figures into
+# docs/benchmarks.md. BENCH_ARGS="--concurrency 16 --duration 10" are the defaults.
+bench: install
+	$(BIN)/python benchmarks/bench_stack.py --write docs/benchmarks.md $(BENCH_ARGS)
