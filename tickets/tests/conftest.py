@@ -9,13 +9,14 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tickets_support import Probe, make_settings, probe_on, running_client
+from tickets_support import Probe, empty_stream, make_settings, probe_on, running_client
 
 from tickets.config import Settings
 
 
 @pytest.fixture
-def settings(jetstream_clean: str) -> Settings:
+async def settings(jetstream_clean: str) -> Settings:
+    await empty_stream(jetstream_clean)
     return make_settings(jetstream_clean)
 
 

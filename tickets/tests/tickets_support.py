@@ -16,6 +16,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
+from nats.js.errors import ServerError
 
 from ticketing_common.events import (
     STREAM_NAME,
@@ -25,6 +26,7 @@ from ticketing_common.events import (
     OrderStatus,
     Subjects,
     durable_name,
+    ensure_stream,
 )
 from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
 from tickets.app import create_app
@@ -169,13 +171,22 @@ class Probe:
         await self.nc.flush()
 
     async def wait_handled(self, durable: str, seq: int, timeout: float = 10.0) -> None:
-        """Until the consumer `durable` has delivered up to `seq` and nothing is unacked."""
+        """Until the consumer `durable` has delivered up to `seq` (a message of its
+        subject), nothing is waiting and nothing is unacked."""
 
         async def handled() -> bool:
             info = await self.js.consumer_info(STREAM_NAME, durable)
-            return bool(info.delivered.stream_seq >= seq and info.num_ack_pending == 0)
+            return bool(
+                info.delivered.stream_seq >= seq
+                and info.num_pending == 0
+                and info.num_ack_pending == 0
+            )
 
-        await eventually(handled, timeout, f"{durable} handling seq {seq}")
+        try:
+            await eventually(handled, timeout, f"{durable} handling seq {seq}")
+        except AssertionError:
+            info = await self.js.consumer_info(STREAM_NAME, durable)
+            raise AssertionError(f"{info}; stream: {await self.stored()}") from None
 
 
 async def eventually(
@@ -186,6 +197,33 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def empty_stream(url: str) -> None:
+    """Create the TICKETING stream and purge it.
+
+    `jetstream_clean` deletes the stream, but nats-server 2.15 sometimes brings a just
+    deleted file-stored stream back with its old messages when it is created again at
+    once (measured: about 1 in 15 delete-create rounds); a purge after the creation
+    empties it for sure.
+    """
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for attempt in range(50):
+            try:
+                await ensure_stream(js)
+                break
+            except ServerError:
+                # "error creating store for stream" while the old one is being removed.
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.05)
+        await js.purge_stream(STREAM_NAME)
+        info = await js.stream_info(STREAM_NAME)
+        assert info.state.messages == 0
+    finally:
+        await nc.close()
 
 
 @asynccontextmanager
