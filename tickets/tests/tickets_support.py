@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient, Response
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import ServerError
 
@@ -127,7 +128,7 @@ class Probe:
     seen: dict[str, list[Msg]] = field(default_factory=dict)
 
     @property
-    def js(self) -> Any:
+    def js(self) -> JetStreamContext:
         return self.nc.jetstream()
 
     async def publish(self, event: EventPayload, msg_id: str | None = None) -> PubAck:
@@ -152,7 +153,7 @@ class Probe:
             found.append(
                 StoredMessage(
                     seq=seq,
-                    subject=raw.subject,
+                    subject=raw.subject or "",
                     data=json.loads(raw.data or b"null"),
                     raw=raw.data or b"",
                     msg_id=headers.get("Nats-Msg-Id"),
