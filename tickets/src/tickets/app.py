@@ -55,8 +55,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions=SessionCodec(jwt_key=settings.JWT_KEY),  # read only: auth writes the cookie
         ready=ready,
     )
-    # ticketing_common.errors answers 401 before validating the body only for routes it
-    # finds in `app.router.routes`; FastAPI 0.165 hides an included router's routes behind
-    # one `_IncludedRouter` entry there, so they are registered on the app itself.
-    app.router.routes.extend(router.routes)
+    app.include_router(router)
     return app
