@@ -56,7 +56,10 @@ HERE = Path(__file__).resolve().parent
 BEGIN = "<!-- bench_stack:begin -->"
 END = "<!-- bench_stack:end -->"
 PASSWORD = "bench-pass-1234"
-POLL_SECONDS = 0.002
+# Polling for a replica: finely on the idle stack (to time the event), gently under load
+# (each poll is a request the services must serve too).
+IDLE_POLL_SECONDS = 0.002
+LOAD_POLL_SECONDS = 0.02
 
 
 class OpError(Exception):
@@ -70,6 +73,10 @@ class Result:
     seconds: float = 0.0
     # CPU time the load generator itself used, per second of the run (1.0 = one core).
     generator_cpu: float = 0.0
+    # CPU seconds each process of the stack used during the measured part.
+    server_cpu: dict[str, float] = field(default_factory=dict)
+    # Requests repeated because a replica was not there yet (404), by step.
+    polls: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -88,6 +95,37 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-len(ordered) * q // 100))
     return ordered[int(rank) - 1]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its direct children (nginx's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command: state, ppid, ..., utime (14th field of the line), stime.
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class CpuMeter:
+    """CPU seconds the stack's processes (name -> pid) use between two snapshots."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {name: after[name] - before.get(name, after[name]) for name in after}
 
 
 async def closed_loop(
@@ -140,22 +178,27 @@ def expect(response: httpx.Response, status: int, what: str) -> httpx.Response:
     return response
 
 
-async def until_not_404(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """Repeat `send` while it answers 404 (a replica not there yet), for at most 30 s."""
+async def until_not_404(
+    send: Callable[[], Awaitable[httpx.Response]], interval: float, polls: Counter[str], what: str
+) -> httpx.Response:
+    """Repeat `send` every `interval` s while it answers 404 (a replica not there yet), for
+    at most 30 s; each 404 is counted in `polls[what]`."""
     deadline = time.monotonic() + 30
     while True:
         response = await send()
         if response.status_code != 404 or time.monotonic() > deadline:
             return response
-        await asyncio.sleep(POLL_SECONDS)
+        polls[what] += 1
+        await asyncio.sleep(interval)
 
 
 # -- the ceiling: a bare app behind its own nginx ------------------------------------------
 
 
 @contextlib.contextmanager
-def bare_gateway() -> Iterator[str]:
-    """The bare app and a second nginx with the gateway's template; yields its URL."""
+def bare_gateway() -> Iterator[tuple[str, dict[str, int]]]:
+    """The bare app and a second nginx with the gateway's template; yields its URL and
+    the two processes' pids."""
     run_dir = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -194,7 +237,8 @@ def bare_gateway() -> Iterator[str]:
         procs.append(nginx.popen(stdout=subprocess.DEVNULL))
         wait_for_port(app_port, timeout=30)
         wait_for_port(gateway_port, timeout=30)
-        yield f"http://127.0.0.1:{gateway_port}"
+        pids = {"bare app": procs[0].pid, "bare nginx": procs[1].pid}
+        yield f"http://127.0.0.1:{gateway_port}", pids
     finally:
         for proc in reversed(procs):
             stop_process(proc)
@@ -238,17 +282,21 @@ class Run:
     duration: float
     warmup: float
     propagation_samples: int
+    stack_pids: dict[str, int] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
     propagation_idle: list[float] = field(default_factory=list)
     propagation_loaded: list[float] = field(default_factory=list)
+    idle_polls: Counter[str] = field(default_factory=Counter)
 
-    async def bare(self, bare_url: str) -> None:
+    async def bare(self, bare_url: str, pids: dict[str, int]) -> None:
         async with client(bare_url, self.concurrency) as http:
 
             async def op(_: int) -> None:
                 expect(await http.get("/api/bare"), 200, "GET /api/bare")
 
-            self.results["a"] = await self._load("a. bare FastAPI behind nginx", op)
+            self.results["a"] = await self._load(
+                "a. bare FastAPI behind nginx", op, meter=CpuMeter(pids)
+            )
 
     async def ticket(self, seller: httpx.AsyncClient) -> None:
         created = expect(
@@ -264,20 +312,27 @@ class Run:
 
     async def propagation(self, seller: httpx.AsyncClient, buyer: httpx.AsyncClient) -> None:
         for number in range(self.propagation_samples):
-            await self._sell_and_order(seller, buyer, number, self.propagation_idle)
+            await self._sell_and_order(
+                seller, buyer, number, self.propagation_idle, IDLE_POLL_SECONDS, self.idle_polls
+            )
             await asyncio.sleep(0.02)
 
     async def purchase(self, seller: httpx.AsyncClient, buyer: httpx.AsyncClient) -> None:
         await clear_localstripe(self.localstripe_url)
         sink: list[float] = []
+        polls: Counter[str] = Counter()
 
         async def op(number: int) -> None:
-            order_id = await self._sell_and_order(seller, buyer, number, sink)
+            order_id = await self._sell_and_order(
+                seller, buyer, number, sink, LOAD_POLL_SECONDS, polls
+            )
             body = {"orderId": order_id, "token": "pm_card_visa"}
-            paid = await until_not_404(lambda: buyer.post("/api/payments", json=body))
+            paid = await until_not_404(
+                lambda: buyer.post("/api/payments", json=body), LOAD_POLL_SECONDS, polls, "pay"
+            )
             expect(paid, 201, "pay")
 
-        result = await self._load("c. purchase (sell, order, pay)", op, sink)
+        result = await self._load("c. purchase (sell, order, pay)", op, sink, polls=polls)
         self.results["c"] = result
 
     async def stripe(self) -> None:
@@ -303,34 +358,58 @@ class Run:
             self.results["d"] = await self._load("d. localstripe PaymentIntent (confirm)", op)
 
     async def _sell_and_order(
-        self, seller: httpx.AsyncClient, buyer: httpx.AsyncClient, number: int, sink: list[float]
+        self,
+        seller: httpx.AsyncClient,
+        buyer: httpx.AsyncClient,
+        number: int,
+        sink: list[float],
+        interval: float,
+        polls: Counter[str],
     ) -> str:
         body = {"title": f"bench {number}", "price": "19.99"}
         created = expect(await seller.post("/api/tickets", json=body), 201, "sell")
         sold_at = time.perf_counter()
         ticket = {"ticketId": created.json()["id"]}
-        order = await until_not_404(lambda: buyer.post("/api/orders", json=ticket))
+        order = await until_not_404(
+            lambda: buyer.post("/api/orders", json=ticket), interval, polls, "order"
+        )
         expect(order, 201, "order")
         sink.append(time.perf_counter() - sold_at)
         order_id: str = order.json()["id"]
         return order_id
 
     async def _load(
-        self, name: str, op: Callable[[int], Awaitable[None]], sink: list[float] | None = None
+        self,
+        name: str,
+        op: Callable[[int], Awaitable[None]],
+        sink: list[float] | None = None,
+        meter: CpuMeter | None = None,
+        polls: Counter[str] | None = None,
     ) -> Result:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        # Only the samples of the measured part count (the warm-up comes first).
-        on_measure = sink.clear if sink is not None else None
+        meter = meter or CpuMeter(self.stack_pids)
+        before: dict[str, float] = {}
+
+        def on_measure() -> None:
+            # Only the measured part counts (the warm-up comes first).
+            if sink is not None:
+                sink.clear()
+            if polls is not None:
+                polls.clear()
+            before.update(meter.snapshot())
+
         result = await closed_loop(
             name, op, self.concurrency, self.duration, self.warmup, on_measure
         )
+        result.server_cpu = CpuMeter.used(before, meter.snapshot())
+        result.polls = Counter(polls or {})
         if sink is not None:
             self.propagation_loaded = list(sink)
         return result
 
 
-async def run_all(run: Run, bare_url: str) -> None:
-    await run.bare(bare_url)
+async def run_all(run: Run, bare_url: str, bare_pids: dict[str, int]) -> None:
+    await run.bare(bare_url, bare_pids)
     seller = await signed_up(run.gateway_url, run.concurrency)
     buyer = await signed_up(run.gateway_url, run.concurrency)
     try:
@@ -366,6 +445,13 @@ def machine() -> list[str]:
     ]
 
 
+def cpu_per_op(result: Result, process: str) -> float | None:
+    """ms of `process`'s CPU time per successful operation of `result`."""
+    if process not in result.server_cpu or not result.latencies:
+        return None
+    return 1000 * result.server_cpu[process] / len(result.latencies)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
@@ -390,20 +476,53 @@ def report(run: Run, header: list[str]) -> str:
             f"| {r.generator_cpu:.0%} |"
         )
     lines.append("")
+    if any(r.server_cpu for r in run.results.values()):
+        lines += [
+            "Server CPU per operation (ms of CPU time per successful operation, processes "
+            "using at least 2 % of a core; the generator's own is in the table above):",
+            "",
+            "| scenario | total | by process |",
+            "|---|---:|---|",
+        ]
+        for key in "abcd":
+            r = run.results.get(key)
+            if r is None or not r.server_cpu or not r.latencies:
+                continue
+            per_op = {n: 1000 * cpu / len(r.latencies) for n, cpu in r.server_cpu.items()}
+            busy = sorted(
+                (n for n, cpu in r.server_cpu.items() if cpu / r.seconds >= 0.02),
+                key=lambda n: -per_op[n],
+            )
+            parts = ", ".join(f"{n} {per_op[n]:.2f}" for n in busy)
+            lines.append(f"| {r.name} | {sum(per_op.values()):.2f} | {parts} |")
+        lines.append("")
     a, b, c, d = (run.results.get(k) for k in "abcd")
     if a and b and a.rate:
-        lines.append(f"- b/a (ticket read vs the ceiling): {b.rate / a.rate:.2f}")
+        lines.append(f"- b/a (ticket read vs the ceiling, ops/s): {b.rate / a.rate:.2f}")
+        cpu_a, cpu_b = cpu_per_op(a, "bare app"), cpu_per_op(b, "tickets")
+        if cpu_a and cpu_b:
+            lines.append(
+                f"- service CPU per request: bare app {cpu_a:.2f} ms, tickets {cpu_b:.2f} ms, "
+                f"so with CPU as the limit b/a would be {cpu_a / cpu_b:.2f}"
+            )
     if c and d and d.rate:
-        lines.append(f"- c/d (purchase flow vs bare localstripe): {c.rate / d.rate:.2f}")
-    for label, samples in (
-        ("idle stack, one ticket at a time", run.propagation_idle),
-        ("during scenario c", run.propagation_loaded),
+        lines.append(f"- c/d (purchase flow vs bare localstripe, ops/s): {c.rate / d.rate:.2f}")
+    for label, samples, polls in (
+        ("idle stack, one ticket at a time", run.propagation_idle, run.idle_polls),
+        ("during scenario c", run.propagation_loaded, c.polls if c else Counter()),
     ):
         if samples:
             lines.append(
                 f"- event propagation ({label}, {len(samples)} tickets): "
-                f"p50 {ms(percentile(samples, 50))} ms, p99 {ms(percentile(samples, 99))} ms"
+                f"p50 {ms(percentile(samples, 50))} ms, p99 {ms(percentile(samples, 99))} ms; "
+                f"order requests answered 404 (replica not there yet): "
+                f"{polls['order'] / len(samples):.2f} per ticket"
             )
+    if c and c.latencies:
+        lines.append(
+            f"- purchase: payments answered 404 (order replica not there yet) "
+            f"{c.polls['pay'] / len(c.latencies):.2f} times per operation"
+        )
     for r in run.results.values():
         if r.errors:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in r.errors.most_common(5))
@@ -466,8 +585,10 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             propagation_samples=args.propagation_samples,
         )
-        with bare_gateway() as bare_url:
-            asyncio.run(run_all(run, bare_url))
+        if stack is not None:
+            run.stack_pids = dict(stack.pids)
+        with bare_gateway() as (bare_url, bare_pids):
+            asyncio.run(run_all(run, bare_url, bare_pids))
         failed = False
     finally:
         if stack is not None:
