@@ -20,7 +20,8 @@ each answer before sending the next request:
 localstripe's cost grows with what it stores, so it is cleared before c and d. Event
 propagation (ticket created until orders has its replica) is measured through orders'
 public API: the time from the ticket's 201 until the first order request for it that
-succeeds has answered, polling every 2 ms; it includes that request's own round trip.
+succeeds has answered (polling every 2 ms idle, 20 ms under load); it includes that
+request's own round trip.
 It is measured on an idle stack (one ticket at a time) and inside scenario c.
 """
 
