@@ -2,7 +2,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from auth.config import Settings, get_settings
 from auth.passwords import Passwords
@@ -27,9 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await mongo.close()
 
-    async def ready(request: Request) -> dict[str, bool]:
-        return {"database": await request.state.mongo.ping()}
-
     app = new_app(
         title="Ticketing auth",
         lifespan=lifespan,
@@ -38,7 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cookie_secure=settings.COOKIE_SECURE,
             ttl_seconds=settings.SESSION_TTL_SECONDS,
         ),
-        ready=ready,
     )
     app.include_router(router)
     return app

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,10 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ticketing_common.auth import SessionCodec, install_sessions
+from ticketing_common.config import EventSettings
 from ticketing_common.errors import install_error_handlers
+from ticketing_common.events import EventBus, Listener, Outbox
+from ticketing_common.mongo import Collection, Mongo
 
 ReadyCheck = Callable[[Request], Awaitable[dict[str, bool]]]
 
@@ -37,17 +41,71 @@ def configure_logging() -> None:
     )
 
 
+class EventRuntime:
+    """A service's bus, outbox and listeners for one lifespan (see `event_runtime`)."""
+
+    def __init__(self, bus: EventBus, outbox: Outbox, settings: EventSettings, replay: bool):
+        self.bus = bus
+        self.outbox = outbox
+        self.settings = settings
+        self.replay = replay
+
+    def listen(self, *listeners: Listener[Any]) -> None:
+        for listener in listeners:
+            self.bus.add_listener(listener)
+
+    async def start(self) -> None:
+        """Publish what earlier runs left in the outbox, keep doing so in the background,
+        and put every consumer in place (before `/readyz` can say ready, so no event
+        published earlier is missed). With an in-memory database the consumers are
+        recreated and replay the stream to rebuild the service's replicas (SPEC §4)."""
+        await self.outbox.republish()
+        self.outbox.start(self.settings.OUTBOX_INTERVAL_SECONDS)
+        await self.bus.start_listeners(recreate=self.replay)
+
+
+@asynccontextmanager
+async def event_runtime(
+    service: str, settings: EventSettings, mongo: Mongo, outbox_collections: Iterable[Collection]
+) -> AsyncIterator[EventRuntime]:
+    """Connect `service` to JetStream for the body of the block, then stop it all.
+
+    Inside: build repositories on `runtime.outbox`, `runtime.listen(...)` the listeners,
+    then `await runtime.start()`.
+    """
+    bus = EventBus(service, settings)
+    outbox = Outbox(bus, outbox_collections)
+    try:
+        await bus.connect()
+        yield EventRuntime(bus, outbox, settings, replay=mongo.in_memory)
+    finally:
+        await outbox.stop()
+        await bus.close()
+
+
+async def standard_ready(request: Request) -> dict[str, bool]:
+    """Readiness of the lifespan state's `mongo` (database) and `bus` (every consumer)."""
+    checks: dict[str, bool] = {}
+    mongo: Mongo | None = getattr(request.state, "mongo", None)
+    if mongo is not None:
+        checks["database"] = await mongo.ping()
+    bus: EventBus | None = getattr(request.state, "bus", None)
+    if bus is not None:
+        checks["events"] = await bus.ready()
+    return checks
+
+
 def new_app(
     *,
     title: str,
     lifespan: Any,
     sessions: SessionCodec | None,
-    ready: ReadyCheck,
+    ready: ReadyCheck = standard_ready,
 ) -> FastAPI:
     """A FastAPI app with the shared error handling, sessions, `/healthz` and `/readyz`.
 
-    `ready` returns named checks; `/readyz` is 200 when all pass, else 503 naming the
-    failing ones.
+    `ready` returns named checks (by default those of `standard_ready`); `/readyz` is 200
+    when all pass, else 503 naming the failing ones.
     """
     configure_logging()
     app = FastAPI(title=title, lifespan=lifespan, redirect_slashes=False)
