@@ -20,6 +20,7 @@ help:
 	@echo "make dev      run every service, NATS, Redis, localstripe and the gateway (Ctrl-C stops all)"
 	@echo "make test     install, lint, then run every test"
 	@echo "make lint     ruff check, ruff format --check, mypy over every package"
+	@echo "make bench    load and latency figures of the running system (writes docs/benchmarks.md)"
 	@echo "make install  install what is missing (uv, the Python workspace, redis-server, nginx, chromium)"
 
 # Idempotent: each step does nothing when its tool is already there.
