@@ -9,21 +9,15 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from orders_support import Probe, empty_stream, orders_settings, probe_on, running_client
+from orders_support import SERVICE, orders_settings, running_client
 
 from orders.config import Settings
+from ticketing_common.testing.stream import Probe, probe_on
 
 
 @pytest.fixture
-async def stream_url(jetstream_clean: str) -> str:
-    """The session's NATS server, its TICKETING stream empty."""
-    await empty_stream(jetstream_clean)
-    return jetstream_clean
-
-
-@pytest.fixture
-def settings(stream_url: str) -> Settings:
-    return orders_settings(stream_url)
+def settings(jetstream_clean: str) -> Settings:
+    return orders_settings(jetstream_clean)
 
 
 @pytest.fixture
@@ -34,5 +28,5 @@ async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture
 async def probe(client: AsyncClient, settings: Settings) -> AsyncIterator[Probe]:
-    async with probe_on(settings.NATS_URL) as connected:
+    async with probe_on(settings.NATS_URL, SERVICE) as connected:
         yield connected

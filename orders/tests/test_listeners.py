@@ -6,8 +6,6 @@ from typing import Any
 from httpx import AsyncClient
 from orders_support import (
     ORDERS,
-    Probe,
-    errors,
     expiration_complete,
     payment_created,
     place_order,
@@ -18,6 +16,8 @@ from orders_support import (
 
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing.http import errors
+from ticketing_common.testing.stream import Probe
 
 
 async def replica(client: AsyncClient, ticket_id: str) -> dict[str, Any]:

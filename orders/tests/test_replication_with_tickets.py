@@ -12,11 +12,9 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient, Response
 from orders_support import (
     ORDERS,
-    Probe,
-    eventually,
+    SERVICE,
     orders_settings,
     place_order,
-    probe_on,
     running_client,
     shared_database,
     show_order,
@@ -24,6 +22,8 @@ from orders_support import (
 
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
+from ticketing_common.testing.events import eventually
+from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app as create_tickets_app
 from tickets.config import Settings as TicketsSettings
 
@@ -70,13 +70,13 @@ async def running_services(url: str, orders_replicas: int = 1) -> AsyncIterator[
                 await stack.enter_async_context(running_client(orders_settings(url)))
                 for _ in range(orders_replicas)
             ]
-            probe = await stack.enter_async_context(probe_on(url))
+            probe = await stack.enter_async_context(probe_on(url, SERVICE))
             yield Services(tickets, orders[0], probe)
 
 
 @pytest.fixture
-async def services(stream_url: str) -> AsyncIterator[Services]:
-    async with running_services(stream_url) as running:
+async def services(jetstream_clean: str) -> AsyncIterator[Services]:
+    async with running_services(jetstream_clean) as running:
         yield running
 
 
@@ -203,11 +203,11 @@ async def put_until_accepted(
 class TestConcurrentUpdatesConverge:
     @pytest.mark.parametrize("orders_replicas", [1, 2])
     async def test_50_tickets_updated_3_times_in_parallel_all_replicas_end_final(
-        self, stream_url: str, orders_replicas: int
+        self, jetstream_clean: str, orders_replicas: int
     ) -> None:
         # With two orders processes the queue group splits the events between them, so a
         # ticket's v2 can be handled before its v1: the version rule must sort it out.
-        async with running_services(stream_url, orders_replicas) as services:
+        async with running_services(jetstream_clean, orders_replicas) as services:
             await self._update_and_converge(services, orders_replicas)
 
     async def _update_and_converge(self, services: Services, orders_replicas: int) -> None:

@@ -9,23 +9,22 @@ import pytest
 from httpx import AsyncClient
 from orders_support import (
     ORDERS,
-    Probe,
-    errors,
-    fields,
+    SERVICE,
     orders_settings,
     payment_created,
     place_order,
-    probe_on,
     running_client,
     show_order,
     ticket_created,
     ticket_updated,
-    yielding_database,
 )
 
 from orders.config import Settings, get_settings
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing.database import yielding_database
+from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.stream import Probe, probe_on
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -97,9 +96,11 @@ class TestCreateOrder:
             ).text
         )
 
-    async def test_expires_at_follows_the_expiration_window_setting(self, stream_url: str) -> None:
-        settings = orders_settings(stream_url, EXPIRATION_WINDOW_SECONDS=60)
-        async with running_client(settings) as client, probe_on(stream_url) as probe:
+    async def test_expires_at_follows_the_expiration_window_setting(
+        self, jetstream_clean: str
+    ) -> None:
+        settings = orders_settings(jetstream_clean, EXPIRATION_WINDOW_SECONDS=60)
+        async with running_client(settings) as client, probe_on(jetstream_clean, SERVICE) as probe:
             ticket_id = await seed_ticket(probe)
             order = await place_order(client, ticket_id, random_id())
             left = parse_iso(order["expiresAt"]) - datetime.now(UTC)
@@ -227,8 +228,11 @@ class TestCreateOrder:
     async def test_concurrent_orders_for_one_ticket_give_one_201(self, settings: Settings) -> None:
         # Every database call yields to the event loop, as a networked driver does, so the
         # 20 requests interleave between their reads and their writes.
-        with yielding_database():
-            async with running_client(settings) as client, probe_on(settings.NATS_URL) as probe:
+        with yielding_database("orders.app"):
+            async with (
+                running_client(settings) as client,
+                probe_on(settings.NATS_URL, SERVICE) as probe,
+            ):
                 ticket_id = await seed_ticket(probe)
                 responses = await asyncio.gather(
                     *(

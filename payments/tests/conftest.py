@@ -8,16 +8,10 @@ import pytest
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from payments_support import (
-    LocalStripe,
-    Probe,
-    Service,
-    payments_settings,
-    probe_on,
-    running_service,
-)
+from payments_support import SERVICE, LocalStripe, Service, payments_settings, running_service
 
 from payments.config import Settings
+from ticketing_common.testing.stream import Probe, probe_on
 
 
 @pytest.fixture(scope="session")
@@ -49,5 +43,5 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
 
 @pytest.fixture
 async def probe(jetstream_clean: str) -> AsyncIterator[Probe]:
-    async with probe_on(jetstream_clean) as connected:
+    async with probe_on(jetstream_clean, SERVICE) as connected:
         yield connected

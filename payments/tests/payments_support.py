@@ -9,43 +9,31 @@ each request, can hold or fail them, and plays Stripe's idempotency (a repeated
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from unittest import mock
 
 import httpx
-import nats
 from aiohttp import web
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient, Response
-from nats.aio.client import Client as NATS
-from nats.js.api import PubAck
 
 from payments.app import create_app
 from payments.config import Settings
 from payments.repository import OrderReplicas, Payments
-from ticketing_common.events import (
-    STREAM_NAME,
-    EventPayload,
-    OrderCancelledEvent,
-    OrderCreatedEvent,
-    Subjects,
-    durable_name,
-)
-from ticketing_common.mongo import Document, Mongo, connect_mongo, utcnow
+from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent
+from ticketing_common.mongo import Document, utcnow
 from ticketing_common.testing import TEST_JWT_KEY, free_port, random_id, wait_for_port
+from ticketing_common.testing.stream import Probe
 
 PAYMENTS = "/api/payments"
+SERVICE = "payments"
 STRIPE_KEY = "sk_test_payments"
-DURABLES = {subject: durable_name("payments", subject) for subject in Subjects}
 
 _LAUNCHER = """
 import sys
@@ -277,58 +265,6 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
         yield Service(http=http, state=manager._state)
 
 
-# A yielding database -------------------------------------------------------------------
-#
-# mongomock answers without ever suspending the caller, so "read, check, then write"
-# would look atomic. A real driver waits on the network at every call; this wrapper
-# gives the event loop away around every database call, so concurrent requests
-# interleave as they would on MongoDB.
-
-
-class YieldingCollection:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if not inspect.iscoroutinefunction(attr):
-            return attr
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0)
-            result = await attr(*args, **kwargs)
-            await asyncio.sleep(0)
-            return result
-
-        return call
-
-
-class YieldingDatabase:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if inspect.ismethod(attr) or name.startswith("_"):
-            return attr
-        return YieldingCollection(attr)
-
-    def __getitem__(self, name: str) -> YieldingCollection:
-        return YieldingCollection(self._inner[name])
-
-
-@contextmanager
-def yielding_database() -> Iterator[None]:
-    """Apps created inside get an in-memory database that yields at every call."""
-
-    async def connect(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
-        mongo = await connect_mongo(uri, default_db, timeout)
-        return Mongo(client=mongo.client, db=YieldingDatabase(mongo.db), in_memory=True)
-
-    with mock.patch("payments.app.connect_mongo", connect):
-        yield
-
-
 # Events --------------------------------------------------------------------------------
 
 
@@ -357,88 +293,6 @@ def order_cancelled(order_id: str, version: int = 1) -> OrderCancelledEvent:
     )
 
 
-@dataclass
-class StoredMessage:
-    seq: int
-    subject: str
-    data: Any
-    msg_id: str | None
-
-
-@dataclass
-class Probe:
-    """A test's own connection to the broker: publish as orders would, read the stream."""
-
-    nc: NATS
-
-    @property
-    def js(self) -> Any:
-        return self.nc.jetstream()
-
-    async def publish(self, event: EventPayload, msg_id: str | None = None) -> PubAck:
-        """Publish `event`; a fresh `msg_id` makes the stream keep a repeat."""
-        ack: PubAck = await self.js.publish(
-            event.subject.value,
-            event.to_json(),
-            headers={"Nats-Msg-Id": msg_id or event.message_id()},
-        )
-        return ack
-
-    async def stored(self, subject: Subjects) -> list[StoredMessage]:
-        info = await self.js.stream_info(STREAM_NAME)
-        found: list[StoredMessage] = []
-        if not info.state.messages:
-            return found
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            raw = await self.js.get_msg(STREAM_NAME, seq)
-            if raw.subject != subject.value:
-                continue
-            headers = raw.headers or {}
-            found.append(
-                StoredMessage(
-                    seq=seq,
-                    subject=raw.subject,
-                    data=json.loads(raw.data or b"null"),
-                    msg_id=headers.get("Nats-Msg-Id"),
-                )
-            )
-        return found
-
-    async def wait_handled(self, subject: Subjects, seq: int, timeout: float = 10.0) -> None:
-        """Until payments' consumer of `subject` has delivered up to `seq` and acked all."""
-        durable = DURABLES[subject]
-
-        async def handled() -> bool:
-            info = await self.js.consumer_info(STREAM_NAME, durable)
-            return bool(info.delivered.stream_seq >= seq and info.num_ack_pending == 0)
-
-        await eventually(handled, timeout, f"{durable} handling seq {seq}")
-
-    async def unacked(self, subject: Subjects) -> int:
-        info = await self.js.consumer_info(STREAM_NAME, DURABLES[subject])
-        return int(info.num_ack_pending)
-
-
-@asynccontextmanager
-async def probe_on(url: str) -> AsyncIterator[Probe]:
-    nc = await nats.connect(url)
-    try:
-        yield Probe(nc)
-    finally:
-        await nc.close()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def seed_order(
     service: Service,
     probe: Probe,
@@ -448,8 +302,7 @@ async def seed_order(
 ) -> str:
     """Publish `order:created` as orders would and wait for the replica."""
     event = order_created(user_id, price=price, expires_at=expires_at)
-    ack = await probe.publish(event)
-    await probe.wait_handled(Subjects.ORDER_CREATED, ack.seq)
+    await probe.publish_and_wait(event)
     assert await service.replica(event.id) is not None
     return event.id
 
@@ -466,13 +319,3 @@ def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:
     if not cookies:
         return {}
     return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
-
-
-def errors(response: Response) -> list[dict[str, str]]:
-    body: dict[str, list[dict[str, str]]] = response.json()
-    assert set(body) == {"errors"}, body
-    return body["errors"]
-
-
-def fields(response: Response) -> list[str]:
-    return sorted(entry.get("field", "") for entry in errors(response))

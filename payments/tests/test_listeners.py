@@ -2,10 +2,7 @@ import asyncio
 
 from payments_support import (
     LocalStripe,
-    Probe,
     Service,
-    errors,
-    eventually,
     order_cancelled,
     order_created,
     payments_settings,
@@ -17,6 +14,9 @@ from payments_support import (
 from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing.events import eventually
+from ticketing_common.testing.http import errors
+from ticketing_common.testing.stream import Probe
 
 
 class TestOrderCreatedListener:
@@ -170,7 +170,7 @@ class TestOrderCancelledListener:
                 paying = asyncio.create_task(
                     service.pay(order_id, "pm_card_visa", cookie_for(user))
                 )
-                await eventually(lambda: _true(proxy.waiting == 1), what="the charge to start")
+                await eventually(lambda: proxy.waiting == 1, what="the charge to start")
 
                 await probe.publish(order_cancelled(order_id, version=1))
                 await asyncio.sleep(0.5)
@@ -233,10 +233,6 @@ class TestOrderCancelledListener:
         assert (payment["status"], payment["stripeId"]) == (PaymentStatus.REFUNDED, intent["id"])
         [event] = [m.data for m in await probe.stored(Subjects.PAYMENT_CREATED)]
         assert event["stripeId"] == intent["id"]
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _unacked_is(probe: Probe, count: int) -> bool:

@@ -8,17 +8,13 @@ from payments_support import (
     PAYMENTS,
     STRIPE_KEY,
     LocalStripe,
-    Probe,
     Service,
     cookie_header,
-    errors,
-    fields,
     order_cancelled,
     payments_settings,
     running_service,
     seed_order,
     stripe_proxy,
-    yielding_database,
 )
 
 from payments.config import Settings
@@ -26,6 +22,9 @@ from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.mongo import utcnow
 from ticketing_common.testing import cookie_for, free_port, random_id
+from ticketing_common.testing.database import yielding_database
+from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.stream import Probe
 
 DECLINED = "Your card was declined."
 ALREADY_PAID = [{"message": "Order is already paid"}]
@@ -225,7 +224,7 @@ class TestConcurrentPayments:
     async def test_ten_concurrent_requests_give_one_201_and_one_payment_intent(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        with yielding_database():
+        with yielding_database("payments.app"):
             async with running_service(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
@@ -244,7 +243,7 @@ class TestConcurrentPayments:
     async def test_concurrent_token_payments_retrieve_and_charge_once(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        with yielding_database():
+        with yielding_database("payments.app"):
             async with running_service(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)

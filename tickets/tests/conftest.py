@@ -9,14 +9,14 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tickets_support import Probe, empty_stream, make_settings, probe_on, running_client
+from tickets_support import SERVICE, make_settings, running_client
 
+from ticketing_common.testing.stream import Probe, probe_on
 from tickets.config import Settings
 
 
 @pytest.fixture
-async def settings(jetstream_clean: str) -> Settings:
-    await empty_stream(jetstream_clean)
+def settings(jetstream_clean: str) -> Settings:
     return make_settings(jetstream_clean)
 
 
@@ -28,5 +28,5 @@ async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture
 async def probe(client: AsyncClient, settings: Settings) -> AsyncIterator[Probe]:
-    async with probe_on(settings.NATS_URL) as connected:
+    async with probe_on(settings.NATS_URL, SERVICE) as connected:
         yield connected

@@ -10,23 +10,21 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 from tickets_support import (
-    CANCELLED_DURABLE,
-    CREATED_DURABLE,
+    SERVICE,
     TICKETS,
-    Probe,
     create_ticket,
     deliver,
-    eventually,
     make_settings,
     order_cancelled,
     order_created,
-    probe_on,
     running_client,
     signed_in,
 )
 
 from ticketing_common.events import Subjects, TicketCreatedEvent
 from ticketing_common.testing import NatsServer, random_id
+from ticketing_common.testing.events import eventually
+from ticketing_common.testing.stream import Probe, probe_on
 
 
 async def ticket(client: AsyncClient, ticket_id: str) -> dict[str, Any]:
@@ -141,7 +139,7 @@ class TestOrderCreatedListener:
 
         assert (await ticket(client, created["id"]))["version"] == 1
         sent = probe.seen[Subjects.TICKET_UPDATED.value]
-        await eventually(lambda: _true(len(sent) >= 3), what="three ticket:updated publishes")
+        await eventually(lambda: len(sent) >= 3, what="three ticket:updated publishes")
         assert len(sent) == 3
         assert len({m.data for m in sent}) == 1
         assert {(m.headers or {}).get("Nats-Msg-Id") for m in sent} == {
@@ -168,7 +166,7 @@ class TestOrderCreatedListener:
             return (await ticket(client, created["id"])).get("orderId") == second.id
 
         await eventually(taken_by_second, what="the second order to take the ticket")
-        await probe.wait_handled(CREATED_DURABLE, 0)
+        await probe.wait_handled(Subjects.ORDER_CREATED, 0)
         updates = await updates_of(probe, created["id"])
         assert [(u["version"], u.get("orderId")) for u in updates] == [
             (1, first.id),
@@ -194,7 +192,7 @@ class TestOrderCreatedListener:
         bad = await probe.js.publish(
             Subjects.ORDER_CREATED.value, b'{"id": "nope"}', headers={"Nats-Msg-Id": "bad-1"}
         )
-        await probe.wait_handled(CREATED_DURABLE, bad.seq)
+        await probe.wait_handled(Subjects.ORDER_CREATED, bad.seq)
         await deliver(probe, order_created(created["id"]))
         assert (await ticket(client, created["id"]))["version"] == 1
 
@@ -292,16 +290,13 @@ class TestOrderCancelledListener:
             random.shuffle(pair)
             publishes.extend(pair)
         acks = await asyncio.gather(*(probe.publish(event) for event in publishes))
-        for subject, durable in (
-            (Subjects.ORDER_CREATED, CREATED_DURABLE),
-            (Subjects.ORDER_CANCELLED, CANCELLED_DURABLE),
-        ):
+        for subject in (Subjects.ORDER_CREATED, Subjects.ORDER_CANCELLED):
             last = max(
                 int(ack.seq)
                 for ack, event in zip(acks, publishes, strict=True)
                 if event.subject is subject
             )
-            await probe.wait_handled(durable, last)
+            await probe.wait_handled(subject, last)
 
         for created in tickets:
             body = await ticket(client, created["id"])
@@ -334,16 +329,14 @@ class TestOutbox:
                 assert (await client.get("/readyz")).status_code == 503
                 nats_server.start()
 
-                async with probe_on(nats_server.url) as probe:
+                async with probe_on(nats_server.url, SERVICE) as probe:
 
                     async def published() -> bool:
                         return len(await probe.stored(Subjects.TICKET_CREATED)) > 0
 
                     await eventually(published, timeout=20, what="the outbox to publish")
                     await eventually(
-                        lambda: _true(
-                            any("re-published" in r.getMessage() for r in caplog.records)
-                        ),
+                        lambda: any("re-published" in r.getMessage() for r in caplog.records),
                         timeout=20,
                         what="the re-publisher",
                     )
@@ -357,7 +350,3 @@ class TestOutbox:
             }
             assert message.msg_id == f"ticket:created:{ticket_id}:0"
             assert any("left ticket:created" in r.getMessage() for r in caplog.records)
-
-
-async def _true(value: bool) -> bool:
-    return value

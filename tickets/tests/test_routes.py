@@ -5,19 +5,12 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from tickets_support import (
-    CREATED_DURABLE,
-    TICKETS,
-    Probe,
-    create_ticket,
-    errors,
-    fields,
-    reserve,
-    signed_in,
-)
+from tickets_support import TICKETS, create_ticket, reserve, signed_in
 
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_common.testing import random_id
+from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.stream import Probe
 from tickets.repository import Tickets
 
 JSON = {"content-type": "application/json"}
@@ -448,7 +441,7 @@ class TestHealth:
         ready = await client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"database": True, "events": True}
-        await probe.js.delete_consumer(STREAM_NAME, CREATED_DURABLE)
+        await probe.js.delete_consumer(STREAM_NAME, probe.durable(Subjects.ORDER_CREATED))
         missing = await client.get("/readyz")
         assert missing.status_code == 503
         assert errors(missing) == [{"message": "Not ready: events"}]

@@ -1,4 +1,9 @@
-"""Helpers the services' tests share: real servers on free ports, signed-in cookies."""
+"""Helpers the services' tests share: real servers on free ports, signed-in cookies.
+
+Submodules: `events` (`eventually`, test-scale event settings), `stream` (`Probe`, a
+test's reader of the TICKETING stream), `database` (an in-memory database that yields
+like a networked driver), `http` (readers of the error shape), `fixtures` (pytest).
+"""
 
 from ticketing_common.testing.servers import (
     NatsServer,

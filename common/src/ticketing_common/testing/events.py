@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ticketing_common.config import EventSettings
@@ -23,11 +24,24 @@ def event_settings(url: str, **overrides: Any) -> EventSettings:
     return EventSettings.model_validate(values)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `check()` holds; AssertionError after `timeout` seconds."""
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    what: str = "condition",
+    interval: float = 0.02,
+) -> None:
+    """Wait until `check()` (a plain or an async check) holds, trying every `interval`
+    seconds; AssertionError naming `what` after `timeout` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not check():
+    while not await _holds(check):
         if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = check()
+    if inspect.isawaitable(result):
+        return bool(await result)
+    return bool(result)

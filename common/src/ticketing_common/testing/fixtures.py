@@ -1,8 +1,8 @@
 """pytest fixtures shared by every service's tests (loaded by the root conftest.py).
 
 `nats_url` / `redis_url` are session-wide servers: those of `NATS_URL` / `REDIS_URL`
-when set, else our own on free ports. `jetstream_clean` deletes the TICKETING stream
-so each test starts from an empty stream.
+when set, else our own on free ports. `jetstream_clean` empties the TICKETING stream in
+place (drops its consumers, purges its messages) so each test starts from an empty stream.
 """
 
 from __future__ import annotations
