@@ -59,6 +59,7 @@ class EventRuntime:
         and put every consumer in place (before `/readyz` can say ready, so no event
         published earlier is missed). With an in-memory database the consumers are
         recreated and replay the stream to rebuild the service's replicas (SPEC §4)."""
+        await self.outbox.create_indexes()
         await self.outbox.republish()
         self.outbox.start(self.settings.OUTBOX_INTERVAL_SECONDS)
         await self.bus.start_listeners(recreate=self.replay)

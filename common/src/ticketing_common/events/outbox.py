@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 from pymongo import ReturnDocument
 
@@ -24,7 +23,9 @@ from ticketing_common.mongo import Collection, Document
 logger = logging.getLogger("ticketing.outbox")
 
 OUTBOX_FIELD = "outbox"
-PENDING = {OUTBOX_FIELD: {"$exists": True, "$ne": []}}
+# Documents with events still to publish; served by a sparse index on `outbox.msgId`, so
+# the periodic re-publisher reads only those, not the whole collection.
+PENDING = {f"{OUTBOX_FIELD}.msgId": {"$exists": True}}
 
 
 def outbox_entry(payload: EventPayload) -> Document:
@@ -46,6 +47,10 @@ class Outbox:
         self.bus = bus
         self.collections = list(collections)
         self._task: asyncio.Task[None] | None = None
+
+    async def create_indexes(self) -> None:
+        for collection in self.collections:
+            await collection.create_index(f"{OUTBOX_FIELD}.msgId", sparse=True)
 
     async def insert(
         self, collection: Collection, doc: Document, events: Iterable[EventPayload]
@@ -125,7 +130,3 @@ class Outbox:
             except Exception:
                 logger.exception("outbox re-publisher failed; trying again later")
             await asyncio.sleep(interval)
-
-
-def pending_filter() -> dict[str, Any]:
-    return dict(PENDING)
