@@ -89,14 +89,14 @@ def install_sessions(app: FastAPI, codec: SessionCodec) -> None:
     app.state.sessions = codec
 
 
-def read_current_user(request: Request) -> UserPayload | None:
+def get_sessions(request: Request) -> SessionCodec:
     codec: SessionCodec = request.app.state.sessions
-    return codec.decode_cookie(request.cookies.get(COOKIE_NAME))
+    return codec
 
 
-def current_user(request: Request) -> UserPayload | None:
+def read_current_user(request: Request) -> UserPayload | None:
     """The signed-in user, or None."""
-    return read_current_user(request)
+    return get_sessions(request).decode_cookie(request.cookies.get(COOKIE_NAME))
 
 
 def require_user(request: Request) -> UserPayload:
@@ -107,11 +107,6 @@ def require_user(request: Request) -> UserPayload:
     return user
 
 
-def get_sessions(request: Request) -> SessionCodec:
-    codec: SessionCodec = request.app.state.sessions
-    return codec
-
-
-CurrentUser = Annotated[UserPayload | None, Depends(current_user)]
+CurrentUser = Annotated[UserPayload | None, Depends(read_current_user)]
 RequireUser = Annotated[UserPayload, Depends(require_user)]
 SessionsDep = Annotated[SessionCodec, Depends(get_sessions)]

@@ -137,15 +137,8 @@ def _uses(dependant: Dependant, call: Any) -> bool:
 def _route_requires_user(request: Request) -> bool:
     from ticketing_common.auth import require_user
 
-    route = request.scope.get("route")
-    if isinstance(route, APIRoute):
-        return _uses(route.dependant, require_user)
-    # Older Starlette does not record the matched route: find it by its endpoint.
-    endpoint = request.scope.get("endpoint")
-    for candidate in request.app.router.routes:
-        if isinstance(candidate, APIRoute) and candidate.endpoint is endpoint:
-            return _uses(candidate.dependant, require_user)
-    return False
+    route = request.scope.get("route")  # the matched route, set by the router
+    return isinstance(route, APIRoute) and _uses(route.dependant, require_user)
 
 
 def install_error_handlers(app: FastAPI) -> None:

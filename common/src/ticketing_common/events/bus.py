@@ -18,8 +18,6 @@ from ticketing_common.events.payloads import EventPayload
 from ticketing_common.events.stream import STREAM_NAME, durable_name, ensure_stream
 
 if TYPE_CHECKING:
-    from nats.js.client import JetStreamContext as _JS  # noqa: F401
-
     from ticketing_common.events.listener import Listener
 
 logger = logging.getLogger("ticketing.events")
@@ -45,7 +43,6 @@ class EventBus:
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._listeners: list[Listener[Any]] = []
-        self._subscriptions: list[Any] = []
         self._started = False
         self._closing = False
 
@@ -174,7 +171,7 @@ class EventBus:
                 max_ack_pending=1000,
                 filter_subject=listener.subject.value,
             )
-            subscription = await self.js.subscribe(
+            await self.js.subscribe(
                 listener.subject.value,
                 queue=name,
                 durable=name,
@@ -183,7 +180,6 @@ class EventBus:
                 manual_ack=True,
                 cb=listener.bind(self),
             )
-            self._subscriptions.append(subscription)
         self._started = True
 
     async def ready(self) -> bool:

@@ -99,9 +99,6 @@ class NatsServer(_Server):
             self.store_dir,
         ]
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        super().stop(sig)
-
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.store_dir, ignore_errors=True)
@@ -132,6 +129,3 @@ class RedisServer(_Server):
     def cleanup(self) -> None:
         self.stop()
 
-
-def env_or(name: str) -> str | None:
-    return os.environ.get(name) or None
