@@ -100,6 +100,17 @@ def path_object_id(value: str) -> ObjectId:
     return ObjectId(value)
 
 
+def versioned(
+    doc_id: Any, expected_version: int, update: Document, condition: Document | None = None
+) -> tuple[Document, Document]:
+    """The query and update of an optimistic-concurrency write: match the document only
+    at `expected_version` (and `condition`), and bump its version with the change. For
+    `collection.find_one_and_update(*versioned(...))` or `outbox.update(collection,
+    *versioned(...), events)`."""
+    query = {"_id": doc_id, "version": expected_version, **(condition or {})}
+    return query, {**update, "$inc": {**update.get("$inc", {}), "version": 1}}
+
+
 async def update_versioned(
     collection: Collection,
     doc_id: Any,
@@ -109,13 +120,10 @@ async def update_versioned(
     """Apply `update` only if the document is still at `expected_version`, bumping it.
 
     Returns the updated document, or None when the version no longer matches (a lost
-    race) or the document is gone. `update` is a MongoDB update document; `$inc` of
-    `version` is added here.
+    race) or the document is gone. Writes that publish use `versioned` with the outbox.
     """
-    update = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}
+    query, change = versioned(doc_id, expected_version, update)
     result: Document | None = await collection.find_one_and_update(
-        {"_id": doc_id, "version": expected_version},
-        update,
-        return_document=ReturnDocument.AFTER,
+        query, change, return_document=ReturnDocument.AFTER
     )
     return result
