@@ -414,6 +414,23 @@ class TestPaymentRules:
         assert response.status_code == 400
         assert fields(response) == ["token"]
 
+    @pytest.mark.parametrize("prefix", ["tok_", "card_", "pm_"])
+    async def test_token_longer_than_a_stripe_id_is_400_with_field_and_not_sent(
+        self, service: Service, probe: Probe, localstripe: LocalStripe, prefix: str
+    ) -> None:
+        user = random_id()
+        order_id = await seed_order(service, probe, user)
+        token = prefix + "a" * 20000
+
+        response = await service.pay(order_id, token, cookie_for(user))
+
+        assert response.status_code == 400
+        assert errors(response) == [
+            {"message": "Token must be at most 255 characters", "field": "token"}
+        ]
+        assert await localstripe.payment_intents() == []
+        assert await service.payment(order_id) is None
+
     @pytest.mark.parametrize("order_id", ["123", "z" * 24, random_id().upper(), random_id() + "0"])
     async def test_order_id_that_is_not_an_object_id_is_400_with_field(
         self, service: Service, order_id: str

@@ -6,6 +6,10 @@ from ticketing_common.mongo import is_object_id
 
 # What Stripe.js `createToken` gives (`tok_`), a card id (`card_`) or a PaymentMethod (`pm_`).
 TOKEN_PREFIXES = ("tok_", "card_", "pm_")
+# Stripe's ids are at most 255 characters. A longer token is the client's mistake, and
+# sent on it is not read as one: a `tok_` goes into the URL path, which localstripe
+# refuses past 8 KiB with a plain-text 400 that the stripe library reports as an outage.
+TOKEN_MAX_LENGTH = 255
 
 
 def _trim(value: object) -> object:
@@ -17,6 +21,8 @@ def _token(value: str) -> str:
         raise ValueError("Token is required")
     if not value.startswith(TOKEN_PREFIXES):
         raise ValueError("Token must be a Stripe card token (tok_...), card_... or pm_... id")
+    if len(value) > TOKEN_MAX_LENGTH:
+        raise ValueError(f"Token must be at most {TOKEN_MAX_LENGTH} characters")
     return value
 
 
