@@ -32,6 +32,7 @@ from ticketing_common.events import (
 )
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import Collection, Document, utcnow
+from ticketing_common.replicas import ReplicaUpdate, apply_in_order, insert_replica
 
 
 class PaymentStatus(enum.StrEnum):
@@ -39,12 +40,6 @@ class PaymentStatus(enum.StrEnum):
     UNKNOWN = "unknown"
     PAID = "paid"
     REFUNDED = "refunded"
-
-
-class ReplicaUpdate(enum.Enum):
-    APPLIED = "applied"
-    ALREADY_APPLIED = "already applied"
-    NOT_YET = "not yet"
 
 
 class OrderReplicas:
@@ -63,28 +58,16 @@ class OrderReplicas:
             "status": event.status.value,
             "expiresAt": event.expires_at,
         }
-        try:
-            await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_replica(self.collection, doc)
 
     async def apply_cancelled(self, order_id: str, version: int) -> ReplicaUpdate:
         """Mark the order cancelled at `version` if the replica is at the version before."""
-        _id = ObjectId(order_id)
-        while True:
-            updated = await self.collection.find_one_and_update(
-                {"_id": _id, "version": version - 1},
-                {"$set": {"status": OrderStatus.CANCELLED.value, "version": version}},
-            )
-            if updated is not None:
-                return ReplicaUpdate.APPLIED
-            current = await self.get(order_id)
-            if current is None or current["version"] < version - 1:
-                return ReplicaUpdate.NOT_YET
-            if current["version"] >= version:
-                return ReplicaUpdate.ALREADY_APPLIED
-            # It reached version - 1 between the update and the read: apply now.
+        return await apply_in_order(
+            self.collection,
+            ObjectId(order_id),
+            version,
+            {"status": OrderStatus.CANCELLED.value},
+        )
 
     async def get(self, order_id: str) -> Document | None:
         doc: Document | None = await self.collection.find_one({"_id": ObjectId(order_id)})

@@ -7,13 +7,14 @@ import logging
 from nats.aio.msg import Msg
 
 from payments.checkout import Checkout
-from payments.repository import OrderReplicas, ReplicaUpdate
+from payments.repository import OrderReplicas
 from ticketing_common.events import (
     Listener,
     OrderCancelledEvent,
     OrderCreatedEvent,
     RetryLater,
 )
+from ticketing_common.replicas import ReplicaUpdate
 
 logger = logging.getLogger("payments.events")
 
