@@ -9,20 +9,22 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from orders_support import SERVICE, orders_settings, running_client
+from orders_support import SERVICE
 
+from orders.app import create_app
 from orders.config import Settings
+from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.stream import Probe, probe_on
 
 
 @pytest.fixture
 def settings(jetstream_clean: str) -> Settings:
-    return orders_settings(jetstream_clean)
+    return service_settings(Settings, jetstream_clean)
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    async with running_client(settings) as http:
+    async with running_client(create_app(settings)) as http:
         yield http
 
 

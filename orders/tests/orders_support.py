@@ -1,17 +1,14 @@
-"""Helpers of the orders tests: a running app, replicas on one database, events."""
+"""Helpers of the orders tests: replicas on one database, requests, events."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
-from orders.app import create_app
-from orders.config import Settings
 from ticketing_common.events import (
     ExpirationCompleteEvent,
     PaymentCreatedEvent,
@@ -19,36 +16,11 @@ from ticketing_common.events import (
     TicketUpdatedEvent,
 )
 from ticketing_common.mongo import Mongo
-from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
+from ticketing_common.testing import cookie_for, random_id
 from ticketing_common.testing.database import connect_yielding, yielding_database
 
 ORDERS = "/api/orders"
 SERVICE = "orders"
-
-
-def orders_settings(nats_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "JWT_KEY": TEST_JWT_KEY,
-        "MONGO_URI": "memory://",
-        "NATS_URL": nats_url,
-        "EVENT_RETRY_MIN_SECONDS": 0.05,
-        "EVENT_RETRY_MAX_SECONDS": 0.2,
-        "EVENT_GIVE_UP_SECONDS": 60.0,
-        "PUBLISH_TIMEOUT_SECONDS": 5.0,
-        "OUTBOX_INTERVAL_SECONDS": 0.2,
-        **overrides,
-    }
-    return Settings(**values)
-
-
-@asynccontextmanager
-async def running_client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30) as manager,
-        AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,
-    ):
-        yield http
 
 
 # Replicas on one database ---------------------------------------------------------

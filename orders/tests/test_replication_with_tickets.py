@@ -2,52 +2,32 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from orders_support import (
     ORDERS,
     SERVICE,
-    orders_settings,
     place_order,
-    running_client,
     shared_database,
     show_order,
 )
 
+from orders.app import create_app as create_orders_app
+from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
-from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
+from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.events import eventually
 from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app as create_tickets_app
 from tickets.config import Settings as TicketsSettings
 
 TICKETS = "/api/tickets"
-
-
-@asynccontextmanager
-async def tickets_client(url: str) -> AsyncIterator[AsyncClient]:
-    settings = TicketsSettings(
-        JWT_KEY=TEST_JWT_KEY,
-        MONGO_URI="memory://",
-        NATS_URL=url,
-        EVENT_RETRY_MIN_SECONDS=0.05,
-        EVENT_RETRY_MAX_SECONDS=0.2,
-        EVENT_GIVE_UP_SECONDS=60.0,
-        PUBLISH_TIMEOUT_SECONDS=5.0,
-        OUTBOX_INTERVAL_SECONDS=0.2,
-    )
-    app = create_tickets_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30) as manager,
-        AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,
-    ):
-        yield http
 
 
 @dataclass
@@ -65,9 +45,13 @@ async def running_services(url: str, orders_replicas: int = 1) -> AsyncIterator[
     interleave between their reads and writes."""
     with shared_database("tickets.app"):
         async with AsyncExitStack() as stack:
-            tickets = await stack.enter_async_context(tickets_client(url))
+            tickets = await stack.enter_async_context(
+                running_client(create_tickets_app(service_settings(TicketsSettings, url)))
+            )
             orders = [
-                await stack.enter_async_context(running_client(orders_settings(url)))
+                await stack.enter_async_context(
+                    running_client(create_orders_app(service_settings(OrdersSettings, url)))
+                )
                 for _ in range(orders_replicas)
             ]
             probe = await stack.enter_async_context(probe_on(url, SERVICE))
@@ -78,10 +62,6 @@ async def running_services(url: str, orders_replicas: int = 1) -> AsyncIterator[
 async def services(jetstream_clean: str) -> AsyncIterator[Services]:
     async with running_services(jetstream_clean) as running:
         yield running
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    await eventually(check, timeout, what)
 
 
 def json_of(response: Response) -> dict[str, Any]:
@@ -103,7 +83,7 @@ async def ticket_in_tickets(services: Services, ticket_id: str) -> dict[str, Any
 async def orders_caught_up(probe: Probe) -> bool:
     """Orders' ticket consumers have acked everything the stream holds for them."""
     for subject in (Subjects.TICKET_CREATED, Subjects.TICKET_UPDATED):
-        info = await probe.js.consumer_info(STREAM_NAME, f"orders-{subject.replace(':', '-')}")
+        info = await probe.js.consumer_info(STREAM_NAME, probe.durable(subject))
         if info.num_pending or info.num_ack_pending:
             return False
     return True
@@ -122,7 +102,7 @@ class TestReservationAcrossServices:
         ticket_id = ticket["id"]
 
         # Created in tickets, then replicated into orders.
-        await until(lambda: orders_caught_up(services.probe), "ticket:created replicated")
+        await eventually(lambda: orders_caught_up(services.probe), what="ticket:created replicated")
         order = await place_order(services.orders, ticket_id, buyer)
         assert order["ticket"] == {
             "id": ticket_id,
@@ -136,14 +116,14 @@ class TestReservationAcrossServices:
             current = await ticket_in_tickets(services, ticket_id)
             return bool(current.get("orderId") == order["id"])
 
-        await until(reserved, "ticket reserved in tickets")
+        await eventually(reserved, what="ticket reserved in tickets")
         assert (await ticket_in_tickets(services, ticket_id))["version"] == 1
 
         async def replica_at(version: int) -> bool:
             shown = await show_order(services.orders, order["id"], buyer)
             return bool(shown["ticket"]["version"] == version)
 
-        await until(lambda: replica_at(1), "replica at v1 in orders")
+        await eventually(lambda: replica_at(1), what="replica at v1 in orders")
         assert ticket_id not in await listed_ticket_ids(services)
         edit = await services.tickets.put(
             f"{TICKETS}/{ticket_id}", json={"title": "x", "price": 1}, cookies=cookie_for(seller)
@@ -159,8 +139,8 @@ class TestReservationAcrossServices:
             current = await ticket_in_tickets(services, ticket_id)
             return "orderId" not in current and current["version"] == 2
 
-        await until(released, "ticket released in tickets")
-        await until(lambda: replica_at(2), "replica at v2 in orders")
+        await eventually(released, what="ticket released in tickets")
+        await eventually(lambda: replica_at(2), what="replica at v2 in orders")
         assert ticket_id in await listed_ticket_ids(services)
 
         # The seller edits the free ticket; the next order sees the new title and price.
@@ -172,7 +152,7 @@ class TestReservationAcrossServices:
             )
         )
         assert edited["version"] == 3
-        await until(lambda: orders_caught_up(services.probe), "edit replicated")
+        await eventually(lambda: orders_caught_up(services.probe), what="edit replicated")
         again = await place_order(services.orders, ticket_id, random_id())
         assert again["ticket"] == {
             "id": ticket_id,
@@ -221,7 +201,7 @@ class TestConcurrentUpdatesConverge:
             )
         )
         ticket_ids = [json_of(response)["id"] for response in created]
-        await until(lambda: orders_caught_up(services.probe), "50 tickets replicated")
+        await eventually(lambda: orders_caught_up(services.probe), what="50 tickets replicated")
 
         # All 150 updates at once: three per ticket, racing each other.
         started = time.perf_counter()
@@ -235,7 +215,9 @@ class TestConcurrentUpdatesConverge:
             )
         )
         updated = time.perf_counter()
-        await until(lambda: orders_caught_up(services.probe), "150 updates replicated", timeout=60)
+        await eventually(
+            lambda: orders_caught_up(services.probe), timeout=60, what="150 updates replicated"
+        )
         converged = time.perf_counter()
 
         finals = {
@@ -252,7 +234,9 @@ class TestConcurrentUpdatesConverge:
                 "price": final["price"],
                 "version": 3,
             }
-        info = await services.probe.js.consumer_info(STREAM_NAME, "orders-ticket-updated")
+        info = await services.probe.js.consumer_info(
+            STREAM_NAME, services.probe.durable(Subjects.TICKET_UPDATED)
+        )
         print(
             f"\n{orders_replicas} orders process(es): 150 updates of 50 tickets: "
             f"accepted in {updated - started:.2f}s "

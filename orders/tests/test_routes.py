@@ -10,18 +10,18 @@ from httpx import AsyncClient
 from orders_support import (
     ORDERS,
     SERVICE,
-    orders_settings,
     payment_created,
     place_order,
-    running_client,
     show_order,
     ticket_created,
     ticket_updated,
 )
 
+from orders.app import create_app
 from orders.config import Settings, get_settings
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.database import yielding_database
 from ticketing_common.testing.http import errors, fields
 from ticketing_common.testing.stream import Probe, probe_on
@@ -99,8 +99,11 @@ class TestCreateOrder:
     async def test_expires_at_follows_the_expiration_window_setting(
         self, jetstream_clean: str
     ) -> None:
-        settings = orders_settings(jetstream_clean, EXPIRATION_WINDOW_SECONDS=60)
-        async with running_client(settings) as client, probe_on(jetstream_clean, SERVICE) as probe:
+        settings = service_settings(Settings, jetstream_clean, EXPIRATION_WINDOW_SECONDS=60)
+        async with (
+            running_client(create_app(settings)) as client,
+            probe_on(jetstream_clean, SERVICE) as probe,
+        ):
             ticket_id = await seed_ticket(probe)
             order = await place_order(client, ticket_id, random_id())
             left = parse_iso(order["expiresAt"]) - datetime.now(UTC)
@@ -230,7 +233,7 @@ class TestCreateOrder:
         # 20 requests interleave between their reads and their writes.
         with yielding_database("orders.app"):
             async with (
-                running_client(settings) as client,
+                running_client(create_app(settings)) as client,
                 probe_on(settings.NATS_URL, SERVICE) as probe,
             ):
                 ticket_id = await seed_ticket(probe)

@@ -9,20 +9,22 @@ from httpx import AsyncClient
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tickets_support import SERVICE, make_settings, running_client
+from tickets_support import SERVICE
 
+from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.stream import Probe, probe_on
+from tickets.app import create_app
 from tickets.config import Settings
 
 
 @pytest.fixture
 def settings(jetstream_clean: str) -> Settings:
-    return make_settings(jetstream_clean)
+    return service_settings(Settings, jetstream_clean)
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    async with running_client(settings) as http:
+    async with running_client(create_app(settings)) as http:
         yield http
 
 

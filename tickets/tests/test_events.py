@@ -14,17 +14,18 @@ from tickets_support import (
     TICKETS,
     create_ticket,
     deliver,
-    make_settings,
     order_cancelled,
     order_created,
-    running_client,
     signed_in,
 )
 
 from ticketing_common.events import Subjects, TicketCreatedEvent
 from ticketing_common.testing import NatsServer, random_id
+from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.events import eventually
 from ticketing_common.testing.stream import Probe, probe_on
+from tickets.app import create_app
+from tickets.config import Settings
 
 
 async def ticket(client: AsyncClient, ticket_id: str) -> dict[str, Any]:
@@ -314,11 +315,9 @@ class TestOutbox:
     async def test_create_during_a_broker_outage_is_201_and_published_after(
         self, nats_server: NatsServer, caplog: pytest.LogCaptureFixture
     ) -> None:
-        settings = make_settings(
-            nats_server.url, PUBLISH_TIMEOUT_SECONDS=0.5, OUTBOX_INTERVAL_SECONDS=0.2
-        )
+        settings = service_settings(Settings, nats_server.url, PUBLISH_TIMEOUT_SECONDS=0.5)
         owner = random_id()
-        async with running_client(settings) as client:
+        async with running_client(create_app(settings)) as client:
             nats_server.stop()
             with caplog.at_level(logging.INFO, logger="ticketing.outbox"):
                 response = await client.post(

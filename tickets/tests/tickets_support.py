@@ -1,14 +1,11 @@
-"""Helpers of the tickets tests: a running app, events of orders, their delivery."""
+"""Helpers of the tickets tests: requests, events of orders, their delivery."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from ticketing_common.events import (
     EventPayload,
@@ -16,37 +13,11 @@ from ticketing_common.events import (
     OrderCreatedEvent,
     OrderStatus,
 )
-from ticketing_common.testing import TEST_JWT_KEY, cookie_for, random_id
+from ticketing_common.testing import cookie_for, random_id
 from ticketing_common.testing.stream import Probe
-from tickets.app import create_app
-from tickets.config import Settings
 
 TICKETS = "/api/tickets"
 SERVICE = "tickets"
-
-
-def make_settings(nats_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "JWT_KEY": TEST_JWT_KEY,
-        "MONGO_URI": "memory://",
-        "NATS_URL": nats_url,
-        "EVENT_RETRY_MIN_SECONDS": 0.05,
-        "EVENT_RETRY_MAX_SECONDS": 0.2,
-        "PUBLISH_TIMEOUT_SECONDS": 5.0,
-        "OUTBOX_INTERVAL_SECONDS": 0.2,
-        **overrides,
-    }
-    return Settings(**values)
-
-
-@asynccontextmanager
-async def running_client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30) as manager,
-        AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,
-    ):
-        yield http
 
 
 async def create_ticket(
