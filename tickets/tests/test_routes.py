@@ -94,6 +94,17 @@ class TestCreateTicket:
         assert response.status_code == 400
         assert fields(response) == ["title"]
 
+    @pytest.mark.parametrize("escaped", [b"\\ud800", b"x\\udfff", b"\\udc00\\ud800"])
+    async def test_title_with_half_a_surrogate_pair_is_400_with_field_title(
+        self, client: AsyncClient, probe: Probe, escaped: bytes
+    ) -> None:
+        body = b'{"title": "' + escaped + b'", "price": 10}'
+        response = await client.post(TICKETS, content=body, headers={**JSON, **signed_in()})
+        assert response.status_code == 400
+        assert errors(response) == [{"message": "Title must be valid text", "field": "title"}]
+        assert (await client.get(TICKETS)).json() == []
+        assert await probe.stored() == []
+
     @pytest.mark.parametrize("price", BAD_PRICES)
     async def test_bad_price_is_400_with_field_price(self, client: AsyncClient, price: Any) -> None:
         response = await client.post(
