@@ -115,14 +115,14 @@ class TestTicketList:
 
 class TestAuthForms:
     @pytest.mark.parametrize(
-        ("path", "button", "api_path"),
+        ("path", "button", "api_path", "password_autocomplete"),
         [
-            ("/auth/signup", "Sign Up", "/api/users/signup"),
-            ("/auth/signin", "Sign In", "/api/users/signin"),
+            ("/auth/signup", "Sign Up", "/api/users/signup", "new-password"),
+            ("/auth/signin", "Sign In", "/api/users/signin", "current-password"),
         ],
     )
     async def test_form_has_email_password_and_button_and_posts_to_the_api(
-        self, browser, path, button, api_path
+        self, browser, path, button, api_path, password_autocomplete
     ):
         page = await browser.get(path)
 
@@ -133,6 +133,8 @@ class TestAuthForms:
         assert form["data-next"] == "/"
         names = {field.get("name"): field.get("type") for field in page.inputs()}
         assert names == {"email": "email", "password": "password"}
+        (password,) = [field for field in page.inputs() if field.get("name") == "password"]
+        assert password["autocomplete"] == password_autocomplete
 
 
 class TestSignOut:

@@ -8,7 +8,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CENT = Decimal("0.01")
+from ticketing_common.money import CENT
+
 PAYABLE_STATUSES = frozenset({"created", "awaiting:payment"})
 
 
@@ -30,19 +31,6 @@ class CurrentUserBody(ApiModel):
     current_user: User | None = Field(alias="currentUser")
 
 
-class Ticket(ApiModel):
-    id: str
-    title: str
-    price: Decimal
-    user_id: str = Field(alias="userId")
-    version: int
-    order_id: str | None = Field(default=None, alias="orderId")
-
-    @property
-    def price_text(self) -> str:
-        return format_price(self.price)
-
-
 class OrderTicket(ApiModel):
     id: str
     title: str
@@ -52,6 +40,11 @@ class OrderTicket(ApiModel):
     @property
     def price_text(self) -> str:
         return format_price(self.price)
+
+
+class Ticket(OrderTicket):
+    user_id: str = Field(alias="userId")
+    order_id: str | None = Field(default=None, alias="orderId")
 
 
 class OrderState(StrEnum):

@@ -22,30 +22,28 @@ async def list_tickets(request: Request, api: ApiDep) -> HTMLResponse:
     return render(request, "index.html", {"tickets": tickets}, user=user)
 
 
+async def _auth_form(
+    request: Request, api: ApiDep, heading: str, action: str, password_autocomplete: str
+) -> HTMLResponse:
+    user = await load_user(api)
+    context = {
+        "heading": heading,
+        "api_path": f"/api/users/{action}",
+        "password_autocomplete": password_autocomplete,
+    }
+    return render(request, "auth.html", context, user=user)
+
+
 @router.get("/auth/signup")
 async def show_signup(request: Request, api: ApiDep) -> HTMLResponse:
     """The sign-up form."""
-    user = await load_user(api)
-    context = {
-        "heading": "Sign Up",
-        "button": "Sign Up",
-        "api_path": "/api/users/signup",
-        "password_autocomplete": "new-password",
-    }
-    return render(request, "auth.html", context, user=user)
+    return await _auth_form(request, api, "Sign Up", "signup", "new-password")
 
 
 @router.get("/auth/signin")
 async def show_signin(request: Request, api: ApiDep) -> HTMLResponse:
     """The sign-in form."""
-    user = await load_user(api)
-    context = {
-        "heading": "Sign In",
-        "button": "Sign In",
-        "api_path": "/api/users/signin",
-        "password_autocomplete": "current-password",
-    }
-    return render(request, "auth.html", context, user=user)
+    return await _auth_form(request, api, "Sign In", "signin", "current-password")
 
 
 @router.get("/auth/signout")
