@@ -21,13 +21,13 @@ RESERVED = "Cannot edit a reserved ticket"
 async def create_ticket(body: TicketCreate, user: RequireUser, tickets: TicketsDep) -> TicketPublic:
     """Put a ticket up for sale."""
     ticket = await tickets.create(body.title, to_cents(body.price), user.id)
-    return TicketPublic.of(ticket)
+    return TicketPublic.model_validate(ticket)
 
 
 @router.get("", response_model_exclude_none=True)
 async def list_tickets(tickets: TicketsDep) -> list[TicketPublic]:
     """Every ticket not reserved, oldest first."""
-    return [TicketPublic.of(ticket) for ticket in await tickets.list_unreserved()]
+    return [TicketPublic.model_validate(ticket) for ticket in await tickets.list_unreserved()]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True)
@@ -36,7 +36,7 @@ async def show_ticket(ticket_id: str, tickets: TicketsDep) -> TicketPublic:
     ticket = await tickets.get(path_object_id(ticket_id))
     if ticket is None:
         raise NotFoundError()
-    return TicketPublic.of(ticket)
+    return TicketPublic.model_validate(ticket)
 
 
 @router.put("/{ticket_id}", response_model_exclude_none=True)
@@ -59,4 +59,4 @@ async def update_ticket(
         if current is not None and current.order_id is not None:
             raise BadRequestError(RESERVED)
         raise ConflictError()
-    return TicketPublic.of(updated)
+    return TicketPublic.model_validate(updated)

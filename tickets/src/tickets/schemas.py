@@ -6,7 +6,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from ticketing_common.money import Price
-from tickets.models import Ticket
 
 TITLE_MAX_LENGTH = 200
 
@@ -49,7 +48,9 @@ class TicketUpdate(_Body):
 
 
 class TicketPublic(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    """A ticket as the API shows it; `TicketPublic.model_validate(ticket)` reads a `Ticket`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
     id: str
     title: str
@@ -57,14 +58,3 @@ class TicketPublic(BaseModel):
     user_id: str
     version: int
     order_id: str | None = None
-
-    @classmethod
-    def of(cls, ticket: Ticket) -> "TicketPublic":
-        return cls(
-            id=ticket.id,
-            title=ticket.title,
-            price=ticket.price,
-            user_id=ticket.user_id,
-            version=ticket.version,
-            order_id=ticket.order_id,
-        )

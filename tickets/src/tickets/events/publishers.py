@@ -1,29 +1,16 @@
-"""The events the tickets service publishes, built from the ticket they describe."""
+"""The events the tickets service publishes, read off the ticket they describe."""
 
 from ticketing_common.events import Publisher, TicketCreatedEvent, TicketUpdatedEvent
 from tickets.models import Ticket
 
 
 def ticket_created_event(ticket: Ticket) -> TicketCreatedEvent:
-    return TicketCreatedEvent(
-        id=ticket.id,
-        version=ticket.version,
-        title=ticket.title,
-        price=ticket.price,
-        user_id=ticket.user_id,
-    )
+    return TicketCreatedEvent.model_validate(ticket, from_attributes=True)
 
 
 def ticket_updated_event(ticket: Ticket) -> TicketUpdatedEvent:
     """`ticket:updated` for `ticket` as it is at its version (with `orderId` when held)."""
-    return TicketUpdatedEvent(
-        id=ticket.id,
-        version=ticket.version,
-        title=ticket.title,
-        price=ticket.price,
-        user_id=ticket.user_id,
-        order_id=ticket.order_id,
-    )
+    return TicketUpdatedEvent.model_validate(ticket, from_attributes=True)
 
 
 class TicketUpdatedPublisher(Publisher[TicketUpdatedEvent]):
