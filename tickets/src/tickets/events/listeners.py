@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 
 from ticketing_common.events import Listener, OrderCancelledEvent, OrderCreatedEvent, RetryLater
 from tickets.events.publishers import TicketUpdatedPublisher, ticket_updated_event
+from tickets.models import Ticket
 from tickets.repository import Tickets
 
 logger = logging.getLogger("tickets.events")
@@ -20,6 +21,19 @@ logger = logging.getLogger("tickets.events")
 # A write misses only when something else changed the ticket in between; this many misses
 # in a row means heavy contention: hand the message back for a later delivery.
 MAX_ATTEMPTS = 25
+
+
+async def named_ticket(
+    tickets: Tickets, data: OrderCreatedEvent | OrderCancelledEvent
+) -> Ticket | None:
+    """The ticket the order event names, read afresh; None (logged, so the event is
+    dropped) when tickets has no such ticket."""
+    ticket = await tickets.get(data.ticket.id)
+    if ticket is None:
+        logger.warning(
+            "%s %s names unknown ticket %s; dropped", data.subject, data.id, data.ticket.id
+        )
+    return ticket
 
 
 class OrderCreatedListener(Listener[OrderCreatedEvent]):
@@ -32,11 +46,8 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
     async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
         order_id, ticket_id = data.id, data.ticket.id
         for _ in range(MAX_ATTEMPTS):
-            ticket = await self.tickets.get(ticket_id)
+            ticket = await named_ticket(self.tickets, data)
             if ticket is None:
-                logger.warning(
-                    "order:created %s names unknown ticket %s; dropped", order_id, ticket_id
-                )
                 return
             if order_id in ticket.cancelled_order_ids:
                 logger.info("order %s was cancelled before it was created; ignored", order_id)
@@ -64,11 +75,8 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
     async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
         order_id, ticket_id = data.id, data.ticket.id
         for _ in range(MAX_ATTEMPTS):
-            ticket = await self.tickets.get(ticket_id)
+            ticket = await named_ticket(self.tickets, data)
             if ticket is None:
-                logger.warning(
-                    "order:cancelled %s names unknown ticket %s; dropped", order_id, ticket_id
-                )
                 return
             if ticket.order_id == order_id:
                 if await self.tickets.release(ticket, order_id) is not None:
