@@ -1,6 +1,6 @@
 """Helpers of the payments tests: a real localstripe, a running app, the real stream.
 
-localstripe runs in its own process on 127.0.0.1 (disk dump off). `StripeProxy` sits
+localstripe runs in its own process (`LocalStripeServer`: loopback, in memory). `StripeProxy` sits
 between the service and localstripe when a test needs Stripe to misbehave: it records
 each request, can hold or fail them, and plays Stripe's idempotency (a repeated
 `Idempotency-Key` gets the first answer), which localstripe itself ignores.
@@ -9,8 +9,6 @@ each request, can hold or fail them, and plays Stripe's idempotency (a repeated
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,51 +26,20 @@ from payments.config import Settings
 from payments.repository import OrderReplicas, Payments
 from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent
 from ticketing_common.mongo import Document, utcnow
-from ticketing_common.testing import TEST_JWT_KEY, free_port, random_id, wait_for_port
+from ticketing_common.testing import TEST_JWT_KEY, free_port, random_id
+from ticketing_common.testing.servers import LocalStripeServer
 from ticketing_common.testing.stream import Probe
 
 PAYMENTS = "/api/payments"
 SERVICE = "payments"
 STRIPE_KEY = "sk_test_payments"
 
-_LAUNCHER = """
-import sys
-import localstripe.resources as resources
-resources.Store.dump_to_disk = lambda self: None
-from aiohttp import web
-from localstripe.server import app
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
-"""
-
 
 # localstripe ---------------------------------------------------------------------------
 
 
-class LocalStripe:
+class LocalStripe(LocalStripeServer):
     """A localstripe process on a free port, and what tests ask it directly."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         async with httpx.AsyncClient(base_url=self.url, auth=(STRIPE_KEY, "")) as http:

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.config import DEV_JWT_KEY
-from ticketing_common.testing.servers import NatsServer, RedisServer, find_binary, free_port
+from ticketing_common.testing.servers import (
+    LocalStripeServer,
+    NatsServer,
+    RedisServer,
+    find_binary,
+    free_port,
+)
 from ticketing_devstack.nginx import TEMPLATE, nginx_command, prepare_run_dir, render_nginx_conf
 from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 
@@ -307,7 +312,7 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
     if inputs.use_localstripe:
         port = inputs.localstripe_port
         localstripe_url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "ticketing_devstack.localstripe_server", "--port", str(port)]
+        argv = LocalStripeServer(port).command()
         processes.append(
             ProcessSpec(
                 name="localstripe",

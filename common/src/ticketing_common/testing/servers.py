@@ -1,4 +1,5 @@
-"""Real nats-server and redis-server processes on free ports, for tests and `make dev`."""
+"""Real nats-server, redis-server and localstripe processes on free ports, for tests and
+`make dev`."""
 
 from __future__ import annotations
 
@@ -128,3 +129,14 @@ class RedisServer(_Server):
     def cleanup(self) -> None:
         self.stop()
 
+
+class LocalStripeServer(_Server):
+    """localstripe (Stripe's API as a local stand-in) on loopback, fresh and in memory."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        launcher = "ticketing_common.testing.localstripe_server"
+        return [sys.executable, "-m", launcher, "--port", str(self.port)]

@@ -1,7 +1,9 @@
-"""localstripe for `make dev` and tests: loopback only, fresh state, nothing written to disk.
+"""`python -m ticketing_common.testing.localstripe_server --port P`: localstripe for tests
+and `make dev` (started through `servers.LocalStripeServer`).
 
-localstripe's own launcher binds every interface, reloads `/tmp/localstripe.pickle` and
-pickles its whole store after each write (slower as data grows, and shared between runs).
+Loopback only, fresh state, nothing written to disk: localstripe's own launcher binds every
+interface, reloads `/tmp/localstripe.pickle` and pickles its whole store after each write
+(slower as data grows, and shared between runs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8420)
     args = parser.parse_args(argv)
 
+    # Imported here: localstripe is a development dependency, not one of the services'.
     import localstripe.resources as resources
     from aiohttp import web
     from localstripe.server import app
