@@ -6,7 +6,6 @@ from a fresh read when another writer got there first.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,8 @@ from ticketing_common.events import (
     TicketUpdatedEvent,
 )
 from ticketing_common.money import to_cents
-from ticketing_common.mongo import Collection, Document, utcnow
+from ticketing_common.mongo import Collection, Document, utcnow, versioned
+from ticketing_common.replicas import ReplicaUpdate, apply_in_order, insert_replica
 
 # Statuses an order may leave for `cancelled` (a user's cancel) or `complete` (a payment).
 OPEN_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
@@ -30,12 +30,6 @@ OPEN_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
 
 class TicketReservedError(Exception):
     """Another order holds the ticket."""
-
-
-class ReplicaUpdate(enum.Enum):
-    APPLIED = "applied"
-    ALREADY_APPLIED = "already applied"
-    NOT_YET = "not yet"
 
 
 class TicketReplicas:
@@ -52,34 +46,12 @@ class TicketReplicas:
             "priceCents": to_cents(event.price),
             "version": event.version,
         }
-        try:
-            await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_replica(self.collection, doc)
 
     async def apply_update(self, event: TicketUpdatedEvent) -> ReplicaUpdate:
         """Apply `event` if the replica is at the version just before it."""
-        ticket_id = ObjectId(event.id)
-        while True:
-            updated = await self.collection.find_one_and_update(
-                {"_id": ticket_id, "version": event.version - 1},
-                {
-                    "$set": {
-                        "title": event.title,
-                        "priceCents": to_cents(event.price),
-                        "version": event.version,
-                    }
-                },
-            )
-            if updated is not None:
-                return ReplicaUpdate.APPLIED
-            current = await self.get(ticket_id)
-            if current is None or current["version"] < event.version - 1:
-                return ReplicaUpdate.NOT_YET
-            if current["version"] >= event.version:
-                return ReplicaUpdate.ALREADY_APPLIED
-            # It reached version - 1 between the update and the read: apply now.
+        changes = {"title": event.title, "priceCents": to_cents(event.price)}
+        return await apply_in_order(self.collection, ObjectId(event.id), event.version, changes)
 
     async def get(self, ticket_id: ObjectId) -> Document | None:
         doc: Document | None = await self.collection.find_one({"_id": ticket_id})
@@ -189,8 +161,7 @@ class Orders:
                 return current, False
             # Conditional on the version just read, so the event's version is exact and a
             # concurrent change makes this match nothing: read again and decide again.
-            query = {"_id": order_id, "version": current["version"]}
-            update = {"$set": changes, "$inc": {"version": 1}}
+            query, update = versioned(order_id, current["version"], {"$set": changes})
             events = [order_cancelled_event(current, current["version"] + 1)] if cancelled else []
             updated = await self.outbox.update(self.collection, query, update, events)
             if updated is not None:

@@ -11,7 +11,7 @@ from bson import ObjectId
 from pymongo import ASCENDING
 
 from ticketing_common.events import Outbox
-from ticketing_common.mongo import Collection, Document, utcnow
+from ticketing_common.mongo import Collection, Document, utcnow, versioned
 from tickets.events.publishers import ticket_created_event, ticket_updated_event
 from tickets.models import Ticket
 
@@ -96,9 +96,8 @@ class Tickets:
     async def _write(
         self, ticket: Ticket, condition: Document, update: Document, after: Ticket
     ) -> Ticket | None:
-        query = {"_id": ticket.object_id, "version": ticket.version, **condition}
-        update = {**update, "$inc": {"version": 1}}
+        query, change = versioned(ticket.object_id, ticket.version, update, condition)
         doc = await self.outbox.update(
-            self.collection, query, update, [ticket_updated_event(after)]
+            self.collection, query, change, [ticket_updated_event(after)]
         )
         return None if doc is None else Ticket.from_doc(doc)

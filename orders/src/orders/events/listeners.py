@@ -7,7 +7,7 @@ import logging
 from bson import ObjectId
 from nats.aio.msg import Msg
 
-from orders.repository import Orders, ReplicaUpdate, TicketReplicas
+from orders.repository import Orders, TicketReplicas
 from ticketing_common.events import (
     ExpirationCompleteEvent,
     Listener,
@@ -17,6 +17,7 @@ from ticketing_common.events import (
     TicketCreatedEvent,
     TicketUpdatedEvent,
 )
+from ticketing_common.replicas import ReplicaUpdate
 
 logger = logging.getLogger("orders.events")
 
