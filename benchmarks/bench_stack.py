@@ -48,9 +48,9 @@ from pathlib import Path
 import httpx
 
 from ticketing_common.testing.servers import find_binary, free_port, wait_for_port
-from ticketing_devstack.nginx import TEMPLATE, nginx_command, prepare_run_dir, render_nginx_conf
+from ticketing_devstack.nginx import nginx_command, write_nginx_conf
 from ticketing_devstack.plan import DEV_STRIPE_KEY, ProcessSpec, stop_process
-from ticketing_devstack.routes import Route, repo_root
+from ticketing_devstack.routes import Route
 from ticketing_devstack.stack import Stack
 
 HERE = Path(__file__).resolve().parent
@@ -219,16 +219,11 @@ def bare_gateway() -> Iterator[tuple[str, dict[str, int]]]:
             ],
         )
         procs.append(app.popen(stdout=subprocess.DEVNULL))
-        prepare_run_dir(run_dir)
-        conf = run_dir / "nginx.conf"
-        conf.write_text(
-            render_nginx_conf(
-                routes=[Route("/?(.*)", "bare")],
-                upstreams={"bare": app_port},
-                listen_port=gateway_port,
-                run_dir=run_dir,
-                template=repo_root() / TEMPLATE,
-            )
+        conf = write_nginx_conf(
+            run_dir,
+            routes=[Route("/?(.*)", "bare")],
+            upstreams={"bare": app_port},
+            listen_port=gateway_port,
         )
         nginx = ProcessSpec(
             name="bare-gateway",

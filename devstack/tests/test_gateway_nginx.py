@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ticketing_common.testing.servers import find_binary, free_port, wait_for_port
-from ticketing_devstack.nginx import nginx_command, prepare_run_dir, render_nginx_conf
+from ticketing_devstack.nginx import nginx_command, write_nginx_conf
 from ticketing_devstack.plan import ProcessSpec, stop_process
 from ticketing_devstack.routes import load_routes
 
@@ -62,14 +62,9 @@ def start_gateway(tmp_path: Path) -> Iterator[StartGateway]:
 
     def start(upstreams: dict[str, int]) -> httpx.Client:
         run_dir = tmp_path / f"run{len(procs)}"
-        run_dir.mkdir()
-        prepare_run_dir(run_dir)
         port = free_port()
-        conf = run_dir / "nginx.conf"
-        conf.write_text(
-            render_nginx_conf(
-                routes=load_routes(), upstreams=upstreams, listen_port=port, run_dir=run_dir
-            )
+        conf = write_nginx_conf(
+            run_dir, routes=load_routes(), upstreams=upstreams, listen_port=port
         )
         argv = nginx_command(find_binary("nginx"), run_dir, conf)
         procs.append(ProcessSpec(name="gateway", kind="gateway", argv=argv).popen())

@@ -62,9 +62,29 @@ def render_nginx_conf(
     )
 
 
-def prepare_run_dir(run_dir: Path) -> None:
+def write_nginx_conf(
+    run_dir: Path,
+    *,
+    routes: Sequence[Route],
+    upstreams: Mapping[str, int],
+    listen_port: int,
+    template: Path | None = None,
+) -> Path:
+    """`run_dir/nginx.conf` (see `render_nginx_conf`) beside the temporary folders it
+    names; the config's path, for `nginx_command`."""
     for name in TEMP_DIRS:
         (run_dir / name).mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "nginx.conf"
+    conf.write_text(
+        render_nginx_conf(
+            routes=routes,
+            upstreams=upstreams,
+            listen_port=listen_port,
+            run_dir=run_dir,
+            template=template,
+        )
+    )
+    return conf
 
 
 def nginx_command(nginx: str, run_dir: Path, conf: Path, *, test: bool = False) -> list[str]:

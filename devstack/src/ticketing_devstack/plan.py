@@ -31,7 +31,7 @@ from ticketing_common.testing.servers import (
     find_binary,
     free_port,
 )
-from ticketing_devstack.nginx import TEMPLATE, nginx_command, prepare_run_dir, render_nginx_conf
+from ticketing_devstack.nginx import TEMPLATE, nginx_command, write_nginx_conf
 from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 
 # The HTTP services in start order, and what each reads from its environment (SPEC §5).
@@ -360,16 +360,12 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
             )
         )
 
-    prepare_run_dir(run_dir)
-    conf = run_dir / "nginx.conf"
-    conf.write_text(
-        render_nginx_conf(
-            routes=routes,
-            upstreams=upstreams,
-            listen_port=inputs.gateway_port,
-            run_dir=run_dir,
-            template=root / TEMPLATE,
-        )
+    conf = write_nginx_conf(
+        run_dir,
+        routes=routes,
+        upstreams=upstreams,
+        listen_port=inputs.gateway_port,
+        template=root / TEMPLATE,
     )
     checked = subprocess.run(
         nginx_command(nginx, run_dir, conf, test=True), capture_output=True, text=True
