@@ -19,6 +19,7 @@ from orders_support import (
 
 from orders.app import create_app
 from orders.config import Settings, get_settings
+from orders.repository import Orders
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id
 from ticketing_common.testing.app import running_client, service_settings
@@ -385,6 +386,32 @@ class TestCancelOrder:
         order = await place_order(client, await seed_ticket(probe), me)
         await probe.publish_and_wait(payment_created(order["id"]))
         response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        assert response.status_code == 400
+        assert errors(response) == [{"message": "Cannot cancel a completed order"}]
+        shown = await show_order(client, order["id"], me)
+        assert (shown["status"], shown["version"]) == ("complete", 1)
+        assert await probe.stored(Subjects.ORDER_CANCELLED) == []
+
+    async def test_payment_landing_between_read_and_cancel_wins_and_cancel_is_400(
+        self, client: AsyncClient, probe: Probe, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        me = random_id()
+        order = await place_order(client, await seed_ticket(probe), me)
+        original_get = Orders.get
+        paid = False
+
+        async def get_then_let_the_payment_land(self: Orders, order_id: Any) -> Any:
+            nonlocal paid
+            read = await original_get(self, order_id)
+            if not paid:
+                paid = True
+                # The cancel has read the order `created`; the payment completes it first.
+                await probe.publish_and_wait(payment_created(order["id"]))
+            return read
+
+        monkeypatch.setattr(Orders, "get", get_then_let_the_payment_land)
+        response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        assert paid
         assert response.status_code == 400
         assert errors(response) == [{"message": "Cannot cancel a completed order"}]
         shown = await show_order(client, order["id"], me)

@@ -127,16 +127,22 @@ class Orders:
         return docs
 
     async def cancel(
-        self, order_id: ObjectId, from_statuses: tuple[OrderStatus, ...]
+        self,
+        order_id: ObjectId,
+        from_statuses: tuple[OrderStatus, ...],
+        *,
+        current: Document | None = None,
     ) -> tuple[Document | None, bool]:
         """Cancel the order if its status is one of `from_statuses`, bumping its version
-        and publishing `order:cancelled`. Returns the order as it now is (None when
-        unknown) and whether this call changed it."""
+        and publishing `order:cancelled`; `current` is the order as the caller just read
+        it, to start from. Returns the order as it now is (None when unknown) and whether
+        this call changed it."""
         return await self._transition(
             order_id,
             from_statuses,
             {"status": OrderStatus.CANCELLED.value, "holdsTicket": False},
             cancelled=True,
+            current=current,
         )
 
     async def complete(self, order_id: ObjectId) -> tuple[Document | None, bool]:
@@ -153,12 +159,12 @@ class Orders:
         changes: dict[str, Any],
         *,
         cancelled: bool,
+        current: Document | None = None,
     ) -> tuple[Document | None, bool]:
         allowed = {status.value for status in from_statuses}
-        while True:
+        if current is None:
             current = await self.get(order_id)
-            if current is None or current["status"] not in allowed:
-                return current, False
+        while current is not None and current["status"] in allowed:
             # Conditional on the version just read, so the event's version is exact and a
             # concurrent change makes this match nothing: read again and decide again.
             query, update = versioned(order_id, current["version"], {"$set": changes})
@@ -166,3 +172,5 @@ class Orders:
             updated = await self.outbox.update(self.collection, query, update, events)
             if updated is not None:
                 return updated, True
+            current = await self.get(order_id)
+        return current, False

@@ -68,7 +68,7 @@ async def cancel_order(order_id: str, user: RequireUser, orders: OrdersDep) -> R
     owned = await _owned_order(orders, order_id, user)
     # Cancels a `created` or `awaiting:payment` order; one already cancelled stays as it
     # is (204, no event), a paid one is refused.
-    order, _changed = await orders.cancel(owned["_id"], from_statuses=OPEN_STATUSES)
+    order, _changed = await orders.cancel(owned["_id"], OPEN_STATUSES, current=owned)
     if order is not None and order["status"] == OrderStatus.COMPLETE.value:
         raise BadRequestError("Cannot cancel a completed order")
     return Response(status_code=204)
