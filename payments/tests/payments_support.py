@@ -26,7 +26,8 @@ from payments.config import Settings
 from payments.repository import OrderReplicas, Payments
 from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent
 from ticketing_common.mongo import Document, utcnow
-from ticketing_common.testing import TEST_JWT_KEY, free_port, random_id
+from ticketing_common.testing import free_port, random_id
+from ticketing_common.testing.app import service_settings
 from ticketing_common.testing.servers import LocalStripeServer
 from ticketing_common.testing.stream import Probe
 
@@ -174,22 +175,15 @@ async def stripe_proxy(upstream: str) -> AsyncIterator[StripeProxy]:
 
 
 def payments_settings(nats_url: str, stripe_base: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "JWT_KEY": TEST_JWT_KEY,
-        "MONGO_URI": "memory://",
-        "NATS_URL": nats_url,
-        "STRIPE_KEY": STRIPE_KEY,
-        "STRIPE_API_BASE": stripe_base,
-        "STRIPE_TIMEOUT_SECONDS": 5.0,
-        "PAYMENT_CLAIM_TIMEOUT_SECONDS": 30.0,
-        "EVENT_RETRY_MIN_SECONDS": 0.05,
-        "EVENT_RETRY_MAX_SECONDS": 0.2,
-        "EVENT_GIVE_UP_SECONDS": 60.0,
-        "PUBLISH_TIMEOUT_SECONDS": 5.0,
-        "OUTBOX_INTERVAL_SECONDS": 0.2,
+    return service_settings(
+        Settings,
+        nats_url,
+        STRIPE_KEY=STRIPE_KEY,
+        STRIPE_API_BASE=stripe_base,
+        STRIPE_TIMEOUT_SECONDS=5.0,
+        PAYMENT_CLAIM_TIMEOUT_SECONDS=30.0,
         **overrides,
-    }
-    return Settings(**values)
+    )
 
 
 @dataclass

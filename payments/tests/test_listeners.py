@@ -26,8 +26,7 @@ class TestOrderCreatedListener:
         user = random_id()
         event = order_created(user, price=19.99)
 
-        ack = await probe.publish(event)
-        await probe.wait_handled(Subjects.ORDER_CREATED, ack.seq)
+        await probe.publish_and_wait(event)
 
         replica = await service.replica(event.id)
         assert replica is not None
@@ -43,8 +42,7 @@ class TestOrderCreatedListener:
         await probe.publish(event)
         # A redelivery that differs (say, a bug upstream) must not overwrite the replica.
         altered = order_created(user, price="99.00", order_id=event.id)
-        ack = await probe.publish(altered, msg_id="redelivered")
-        await probe.wait_handled(Subjects.ORDER_CREATED, ack.seq)
+        await probe.publish_and_wait(altered, msg_id="redelivered")
 
         assert (await service.pay(event.id, "pm_card_visa", cookie_for(user))).status_code == 201
         [intent] = await localstripe.payment_intents()
@@ -57,8 +55,7 @@ class TestOrderCancelledListener:
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
 
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         replica = await service.replica(order_id)
         assert replica is not None
@@ -101,11 +98,9 @@ class TestOrderCancelledListener:
         self, service: Service, probe: Probe
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
-        again = await probe.publish(order_cancelled(order_id, version=1), msg_id="redelivered")
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, again.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1), msg_id="redelivered")
 
         replica = await service.replica(order_id)
         assert replica is not None and replica["version"] == 1
@@ -118,8 +113,7 @@ class TestOrderCancelledListener:
         assert (await service.pay(order_id, "pm_card_visa", cookie_for(user))).status_code == 201
         [intent] = await localstripe.payment_intents()
 
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         [refund] = await localstripe.refunds(intent["id"])
         assert refund["amount"] == 1999
@@ -136,11 +130,9 @@ class TestOrderCancelledListener:
         order_id = await seed_order(service, probe, user)
         await service.pay(order_id, "pm_card_visa", cookie_for(user))
         [intent] = await localstripe.payment_intents()
-        first = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, first.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
-        again = await probe.publish(order_cancelled(order_id, version=1), msg_id="redelivered")
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, again.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1), msg_id="redelivered")
 
         assert len(await localstripe.refunds(intent["id"])) == 1
 
@@ -151,8 +143,7 @@ class TestOrderCancelledListener:
         order_id = await seed_order(service, probe, user)
         await service.pay(order_id, "pm_card_chargeCustomerFail", cookie_for(user))
 
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         [declined] = await localstripe.payment_intents()
         assert await localstripe.refunds(declined["id"]) == []
@@ -201,8 +192,7 @@ class TestOrderCancelledListener:
             async with running_service(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
-                ack = await probe.publish(order_cancelled(order_id, version=1))
-                await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+                await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
                 response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
 
@@ -222,8 +212,7 @@ class TestOrderCancelledListener:
                 assert lost.status_code == 502
                 proxy.mode = "pass"
 
-                ack = await probe.publish(order_cancelled(order_id, version=1))
-                await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+                await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
                 payment = await service.payment(order_id)
 

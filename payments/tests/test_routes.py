@@ -489,8 +489,7 @@ class TestPaymentRules:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
 
@@ -517,8 +516,7 @@ class TestPaymentRules:
     ) -> None:
         owner = random_id()
         order_id = await seed_order(service, probe, owner, expires_at=utcnow() - timedelta(1))
-        ack = await probe.publish(order_cancelled(order_id, version=1))
-        await probe.wait_handled(Subjects.ORDER_CANCELLED, ack.seq)
+        await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         # A bad token outranks everything about the order; not the owner outranks its state.
         bad_token = await service.pay(order_id, "nope", cookie_for(owner))
