@@ -5,16 +5,14 @@ from pathlib import Path
 import pytest
 from httpx import AsyncClient
 
+from orders.app import create_app
+from orders.config import SERVICE, Settings
+from ticketing_common.testing.app import running_client, service_settings
+from ticketing_common.testing.stream import Probe, probe_on
+
 # pytest's importlib mode keeps test folders off sys.path; the tests share one helper
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
-
-from orders_support import SERVICE
-
-from orders.app import create_app
-from orders.config import Settings
-from ticketing_common.testing.app import running_client, service_settings
-from ticketing_common.testing.stream import Probe, probe_on
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from ticketing_common.testing import cookie_for, random_id
 from ticketing_common.testing.database import connect_yielding, yielding_database
 
 ORDERS = "/api/orders"
-SERVICE = "orders"
 
 
 # Replicas on one database ---------------------------------------------------------

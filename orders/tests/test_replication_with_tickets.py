@@ -11,13 +11,13 @@ import pytest
 from httpx import AsyncClient, Response
 from orders_support import (
     ORDERS,
-    SERVICE,
     place_order,
     shared_database,
     show_order,
 )
 
 from orders.app import create_app as create_orders_app
+from orders.config import SERVICE
 from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_common.testing import cookie_for, random_id

@@ -9,7 +9,6 @@ import pytest
 from httpx import AsyncClient
 from orders_support import (
     ORDERS,
-    SERVICE,
     payment_created,
     place_order,
     show_order,
@@ -18,7 +17,7 @@ from orders_support import (
 )
 
 from orders.app import create_app
-from orders.config import Settings, get_settings
+from orders.config import SERVICE, Settings, get_settings
 from orders.repository import Orders
 from ticketing_common.events import Subjects
 from ticketing_common.testing import cookie_for, random_id

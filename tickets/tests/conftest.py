@@ -5,16 +5,14 @@ from pathlib import Path
 import pytest
 from httpx import AsyncClient
 
-# pytest's importlib mode keeps test folders off sys.path; the tests share one helper
-# module, named after the service so it cannot shadow another package's.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from tickets_support import SERVICE
-
 from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app
-from tickets.config import Settings
+from tickets.config import SERVICE, Settings
+
+# pytest's importlib mode keeps test folders off sys.path; the tests share one helper
+# module, named after the service so it cannot shadow another package's.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

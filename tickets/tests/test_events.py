@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 from tickets_support import (
-    SERVICE,
     TICKETS,
     create_ticket,
     deliver,
@@ -25,7 +24,7 @@ from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.events import eventually
 from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app
-from tickets.config import Settings
+from tickets.config import SERVICE, Settings
 
 
 async def ticket(client: AsyncClient, ticket_id: str) -> dict[str, Any]:

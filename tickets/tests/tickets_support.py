@@ -17,7 +17,6 @@ from ticketing_common.testing import cookie_for, random_id
 from ticketing_common.testing.stream import Probe
 
 TICKETS = "/api/tickets"
-SERVICE = "tickets"
 
 
 async def create_ticket(

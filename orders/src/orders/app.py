@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from orders.config import Settings, get_settings
+from orders.config import SERVICE, Settings, get_settings
 from orders.events.listeners import (
     ExpirationCompleteListener,
     PaymentCreatedListener,
@@ -16,8 +16,6 @@ from orders.routes import router
 from ticketing_common.auth import SessionCodec
 from ticketing_common.mongo import connect_mongo
 from ticketing_common.service import event_runtime, new_app
-
-SERVICE = "orders"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -4,6 +4,8 @@ from pydantic import Field
 
 from ticketing_common.config import EventSettings, load_settings
 
+SERVICE = "orders"
+
 
 class Settings(EventSettings):
     JWT_KEY: str
@@ -14,4 +16,4 @@ class Settings(EventSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return load_settings(Settings, "orders")
+    return load_settings(Settings, SERVICE)
