@@ -1,17 +1,14 @@
 """`python -m expiration` (or the `expiration` command): run the worker."""
 
-import logging
-
 from arq.worker import run_worker
 
 from expiration.config import get_settings
 from expiration.worker import worker_settings
+from ticketing_common.service import configure_logging
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     run_worker(worker_settings(get_settings()))
 
 

@@ -4,7 +4,6 @@ from ticketing_common.config import EventSettings, load_settings
 
 
 class Settings(EventSettings):
-    NATS_URL: str
     REDIS_URL: str
 
 
