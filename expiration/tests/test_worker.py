@@ -38,6 +38,7 @@ from ticketing_common.events import (
 )
 from ticketing_common.events.payloads import OrderTicketRef
 from ticketing_common.testing import NatsServer, random_id
+from ticketing_common.testing.events import eventually
 
 EXPIRATION_COMPLETE = "expiration:complete"
 ORDER_CREATED = "order:created"
@@ -123,16 +124,6 @@ async def stream_messages(js: JetStreamContext, subject: str) -> list[RawStreamM
         if msg.subject == subject:
             found.append(msg)
     return found
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 async def wait_for_events(js: JetStreamContext, count: int, timeout: float = 10.0) -> None:
