@@ -16,8 +16,9 @@ from ticketing_common.events import (
     TicketUpdatedEvent,
 )
 from ticketing_common.mongo import Mongo
-from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing import random_id
 from ticketing_common.testing.database import connect_yielding, yielding_database
+from ticketing_common.testing.http import signed_in
 
 ORDERS = "/api/orders"
 
@@ -63,14 +64,14 @@ def shared_database(*app_modules: str) -> Iterator[None]:
 
 
 async def place_order(client: AsyncClient, ticket_id: str, user_id: str) -> dict[str, Any]:
-    response = await client.post(ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for(user_id))
+    response = await client.post(ORDERS, json={"ticketId": ticket_id}, headers=signed_in(user_id))
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
 async def show_order(client: AsyncClient, order_id: str, user_id: str) -> dict[str, Any]:
-    response = await client.get(f"{ORDERS}/{order_id}", cookies=cookie_for(user_id))
+    response = await client.get(f"{ORDERS}/{order_id}", headers=signed_in(user_id))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -15,8 +15,8 @@ from orders_support import (
 )
 
 from ticketing_common.events import Subjects
-from ticketing_common.testing import cookie_for, random_id
-from ticketing_common.testing.http import errors
+from ticketing_common.testing import random_id
+from ticketing_common.testing.http import errors, signed_in
 from ticketing_common.testing.stream import Probe
 
 
@@ -194,7 +194,7 @@ class TestExpirationComplete:
         assert await order_events(probe) == before
         # Still holding its ticket.
         response = await client.post(
-            ORDERS, json={"ticketId": order["ticket"]["id"]}, cookies=cookie_for()
+            ORDERS, json={"ticketId": order["ticket"]["id"]}, headers=signed_in()
         )
         assert errors(response) == [{"message": "Ticket is already reserved"}]
 
@@ -202,7 +202,7 @@ class TestExpirationComplete:
         self, client: AsyncClient, probe: Probe
     ) -> None:
         order, user_id = await ordered(client, probe)
-        cancel = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(user_id))
+        cancel = await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(user_id))
         assert cancel.status_code == 204
         before = await order_events(probe)
         await probe.publish_and_wait(expiration_complete(order["id"]))

@@ -20,9 +20,10 @@ from orders.app import create_app as create_orders_app
 from orders.config import SERVICE
 from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
-from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing import random_id
 from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.events import eventually
+from ticketing_common.testing.http import signed_in
 from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app as create_tickets_app
 from tickets.config import Settings as TicketsSettings
@@ -96,7 +97,7 @@ class TestReservationAcrossServices:
         seller, buyer = random_id(), random_id()
         ticket = json_of(
             await services.tickets.post(
-                TICKETS, json={"title": "concert", "price": "19.99"}, cookies=cookie_for(seller)
+                TICKETS, json={"title": "concert", "price": "19.99"}, headers=signed_in(seller)
             )
         )
         ticket_id = ticket["id"]
@@ -126,13 +127,13 @@ class TestReservationAcrossServices:
         await eventually(lambda: replica_at(1), what="replica at v1 in orders")
         assert ticket_id not in await listed_ticket_ids(services)
         edit = await services.tickets.put(
-            f"{TICKETS}/{ticket_id}", json={"title": "x", "price": 1}, cookies=cookie_for(seller)
+            f"{TICKETS}/{ticket_id}", json={"title": "x", "price": 1}, headers=signed_in(seller)
         )
         assert edit.status_code == 400
         assert edit.json() == {"errors": [{"message": "Cannot edit a reserved ticket"}]}
 
         # Cancelling the order releases the ticket; the replica follows.
-        cancel = await services.orders.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(buyer))
+        cancel = await services.orders.delete(f"{ORDERS}/{order['id']}", headers=signed_in(buyer))
         assert cancel.status_code == 204
 
         async def released() -> bool:
@@ -148,7 +149,7 @@ class TestReservationAcrossServices:
             await services.tickets.put(
                 f"{TICKETS}/{ticket_id}",
                 json={"title": "concert, front row", "price": 25.5},
-                cookies=cookie_for(seller),
+                headers=signed_in(seller),
             )
         )
         assert edited["version"] == 3
@@ -172,7 +173,7 @@ async def put_until_accepted(
         response = await client.put(
             f"{TICKETS}/{ticket_id}",
             json={"title": title, "price": price},
-            cookies=cookie_for(owner),
+            headers=signed_in(owner),
         )
         if response.status_code == 200:
             return conflicts
@@ -195,7 +196,7 @@ class TestConcurrentUpdatesConverge:
         created = await asyncio.gather(
             *(
                 services.tickets.post(
-                    TICKETS, json={"title": f"t{n}", "price": "10"}, cookies=cookie_for(owner)
+                    TICKETS, json={"title": f"t{n}", "price": "10"}, headers=signed_in(owner)
                 )
                 for n in range(50)
             )

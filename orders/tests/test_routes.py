@@ -20,10 +20,10 @@ from orders.app import create_app
 from orders.config import SERVICE, Settings, get_settings
 from orders.repository import Orders
 from ticketing_common.events import Subjects
-from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing import random_id
 from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.database import yielding_database
-from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.http import errors, fields, signed_in
 from ticketing_common.testing.stream import Probe, probe_on
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -47,7 +47,7 @@ class TestCreateOrder:
         user_id = random_id()
         before = datetime.now(UTC)
         response = await client.post(
-            ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for(user_id)
+            ORDERS, json={"ticketId": ticket_id}, headers=signed_in(user_id)
         )
         assert response.status_code == 201, response.text
         body = response.json()
@@ -92,7 +92,7 @@ class TestCreateOrder:
         assert (
             '"price":999999.99'
             in (
-                await client.get(f"{ORDERS}/{order['id']}", cookies=cookie_for(order["userId"]))
+                await client.get(f"{ORDERS}/{order['id']}", headers=signed_in(order["userId"]))
             ).text
         )
 
@@ -129,7 +129,7 @@ class TestCreateOrder:
         assert errors(response) == [{"message": "Not authorized"}]
 
     async def test_unknown_ticket_is_404(self, client: AsyncClient) -> None:
-        response = await client.post(ORDERS, json={"ticketId": random_id()}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={"ticketId": random_id()}, headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
@@ -153,17 +153,17 @@ class TestCreateOrder:
     async def test_ticket_id_that_is_not_an_object_id_is_400_with_field(
         self, client: AsyncClient, ticket_id: object
     ) -> None:
-        response = await client.post(ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={"ticketId": ticket_id}, headers=signed_in())
         assert response.status_code == 400
         assert errors(response) == [{"message": "Must be a valid id", "field": "ticketId"}]
 
     async def test_missing_ticket_id_is_400_with_field(self, client: AsyncClient) -> None:
-        response = await client.post(ORDERS, json={}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={}, headers=signed_in())
         assert response.status_code == 400
         assert errors(response) == [{"message": "Required", "field": "ticketId"}]
 
     async def test_snake_case_ticket_id_is_not_accepted(self, client: AsyncClient) -> None:
-        response = await client.post(ORDERS, json={"ticket_id": random_id()}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={"ticket_id": random_id()}, headers=signed_in())
         assert response.status_code == 400
         assert fields(response) == ["ticketId"]
 
@@ -171,8 +171,7 @@ class TestCreateOrder:
         response = await client.post(
             ORDERS,
             content=b'{"ticketId": ',
-            headers={"content-type": "application/json"},
-            cookies=cookie_for(),
+            headers={"content-type": "application/json", **signed_in()},
         )
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body is not valid JSON"}]
@@ -184,8 +183,7 @@ class TestCreateOrder:
         response = await client.post(
             ORDERS,
             content=content,
-            headers={"content-type": "application/json"},
-            cookies=cookie_for(),
+            headers={"content-type": "application/json", **signed_in()},
         )
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body must be a JSON object"}]
@@ -193,14 +191,14 @@ class TestCreateOrder:
     async def test_trailing_slash_answers_the_same(self, client: AsyncClient, probe: Probe) -> None:
         ticket_id = await seed_ticket(probe)
         response = await client.post(
-            f"{ORDERS}/", json={"ticketId": ticket_id}, cookies=cookie_for()
+            f"{ORDERS}/", json={"ticketId": ticket_id}, headers=signed_in()
         )
         assert response.status_code == 201
 
     async def test_reserved_ticket_is_400(self, client: AsyncClient, probe: Probe) -> None:
         ticket_id = await seed_ticket(probe)
         await place_order(client, ticket_id, random_id())
-        response = await client.post(ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={"ticketId": ticket_id}, headers=signed_in())
         assert response.status_code == 400
         assert errors(response) == [{"message": "Ticket is already reserved"}]
         assert len(await probe.stored(Subjects.ORDER_CREATED)) == 1
@@ -211,7 +209,7 @@ class TestCreateOrder:
         ticket_id = await seed_ticket(probe)
         user_id = random_id()
         first = await place_order(client, ticket_id, user_id)
-        cancel = await client.delete(f"{ORDERS}/{first['id']}", cookies=cookie_for(user_id))
+        cancel = await client.delete(f"{ORDERS}/{first['id']}", headers=signed_in(user_id))
         assert cancel.status_code == 204
         second = await place_order(client, ticket_id, random_id())
         assert second["id"] != first["id"]
@@ -224,7 +222,7 @@ class TestCreateOrder:
         order = await place_order(client, ticket_id, user_id)
         await probe.publish_and_wait(payment_created(order["id"]))
         assert (await show_order(client, order["id"], user_id))["status"] == "complete"
-        response = await client.post(ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for())
+        response = await client.post(ORDERS, json={"ticketId": ticket_id}, headers=signed_in())
         assert response.status_code == 400
         assert errors(response) == [{"message": "Ticket is already reserved"}]
 
@@ -240,7 +238,7 @@ class TestCreateOrder:
                 responses = await asyncio.gather(
                     *(
                         client.post(
-                            ORDERS, json={"ticketId": ticket_id}, cookies=cookie_for(random_id())
+                            ORDERS, json={"ticketId": ticket_id}, headers=signed_in(random_id())
                         )
                         for _ in range(20)
                     )
@@ -262,7 +260,7 @@ class TestListOrders:
         assert errors(response) == [{"message": "Not authorized"}]
 
     async def test_no_orders_is_an_empty_list(self, client: AsyncClient) -> None:
-        response = await client.get(ORDERS, cookies=cookie_for())
+        response = await client.get(ORDERS, headers=signed_in())
         assert response.status_code == 200
         assert response.json() == []
 
@@ -274,7 +272,7 @@ class TestListOrders:
         first = await place_order(client, tickets[2], me)
         await place_order(client, tickets[1], other)
         second = await place_order(client, tickets[0], me)
-        response = await client.get(ORDERS, cookies=cookie_for(me))
+        response = await client.get(ORDERS, headers=signed_in(me))
         assert response.status_code == 200
         assert response.json() == [first, second]
         assert [order["ticket"] for order in response.json()] == [
@@ -288,8 +286,8 @@ class TestListOrders:
         ticket_id = await seed_ticket(probe)
         me = random_id()
         order = await place_order(client, ticket_id, me)
-        await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
-        listed = (await client.get(ORDERS, cookies=cookie_for(me))).json()
+        await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(me))
+        listed = (await client.get(ORDERS, headers=signed_in(me))).json()
         assert [(o["id"], o["status"], o["version"]) for o in listed] == [
             (order["id"], "cancelled", 1)
         ]
@@ -302,7 +300,7 @@ class TestListOrders:
         order = await place_order(client, ticket_id, me)
         # The tickets service records the reservation: a new ticket version.
         await probe.publish_and_wait(ticket_updated(ticket_id, 1, title="concert", price="20"))
-        listed = (await client.get(ORDERS, cookies=cookie_for(me))).json()
+        listed = (await client.get(ORDERS, headers=signed_in(me))).json()
         assert listed[0]["id"] == order["id"]
         assert listed[0]["ticket"] == {
             "id": ticket_id,
@@ -317,13 +315,13 @@ class TestShowOrder:
         ticket_id = await seed_ticket(probe)
         me = random_id()
         order = await place_order(client, ticket_id, me)
-        response = await client.get(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        response = await client.get(f"{ORDERS}/{order['id']}", headers=signed_in(me))
         assert response.status_code == 200
         assert response.json() == order
 
     async def test_another_users_order_is_401(self, client: AsyncClient, probe: Probe) -> None:
         order = await place_order(client, await seed_ticket(probe), random_id())
-        response = await client.get(f"{ORDERS}/{order['id']}", cookies=cookie_for(random_id()))
+        response = await client.get(f"{ORDERS}/{order['id']}", headers=signed_in(random_id()))
         assert response.status_code == 401
         assert errors(response) == [{"message": "Not authorized"}]
 
@@ -333,13 +331,13 @@ class TestShowOrder:
         assert response.status_code == 401
 
     async def test_unknown_order_is_404(self, client: AsyncClient) -> None:
-        response = await client.get(f"{ORDERS}/{random_id()}", cookies=cookie_for())
+        response = await client.get(f"{ORDERS}/{random_id()}", headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
     @pytest.mark.parametrize("order_id", ["abc", "0123456789ABCDEF01234567", "1" * 25])
     async def test_malformed_id_is_404(self, client: AsyncClient, order_id: str) -> None:
-        response = await client.get(f"{ORDERS}/{order_id}", cookies=cookie_for())
+        response = await client.get(f"{ORDERS}/{order_id}", headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
@@ -351,7 +349,7 @@ class TestCancelOrder:
         ticket_id = await seed_ticket(probe)
         me = random_id()
         order = await place_order(client, ticket_id, me)
-        response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        response = await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(me))
         assert response.status_code == 204
         assert response.content == b""
         shown = await show_order(client, order["id"], me)
@@ -371,8 +369,8 @@ class TestCancelOrder:
         me = random_id()
         order = await place_order(client, await seed_ticket(probe), me)
         path = f"{ORDERS}/{order['id']}"
-        assert (await client.delete(path, cookies=cookie_for(me))).status_code == 204
-        again = await client.delete(path, cookies=cookie_for(me))
+        assert (await client.delete(path, headers=signed_in(me))).status_code == 204
+        again = await client.delete(path, headers=signed_in(me))
         assert again.status_code == 204
         shown = await show_order(client, order["id"], me)
         assert (shown["status"], shown["version"]) == ("cancelled", 1)
@@ -384,7 +382,7 @@ class TestCancelOrder:
         me = random_id()
         order = await place_order(client, await seed_ticket(probe), me)
         await probe.publish_and_wait(payment_created(order["id"]))
-        response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        response = await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(me))
         assert response.status_code == 400
         assert errors(response) == [{"message": "Cannot cancel a completed order"}]
         shown = await show_order(client, order["id"], me)
@@ -409,7 +407,7 @@ class TestCancelOrder:
             return read
 
         monkeypatch.setattr(Orders, "get", get_then_let_the_payment_land)
-        response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(me))
+        response = await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(me))
         assert paid
         assert response.status_code == 400
         assert errors(response) == [{"message": "Cannot cancel a completed order"}]
@@ -422,7 +420,7 @@ class TestCancelOrder:
     ) -> None:
         me = random_id()
         order = await place_order(client, await seed_ticket(probe), me)
-        response = await client.delete(f"{ORDERS}/{order['id']}", cookies=cookie_for(random_id()))
+        response = await client.delete(f"{ORDERS}/{order['id']}", headers=signed_in(random_id()))
         assert response.status_code == 401
         assert errors(response) == [{"message": "Not authorized"}]
         assert (await show_order(client, order["id"], me))["status"] == "created"
@@ -436,24 +434,24 @@ class TestCancelOrder:
         assert (await show_order(client, order["id"], me))["status"] == "created"
 
     async def test_unknown_order_is_404(self, client: AsyncClient) -> None:
-        response = await client.delete(f"{ORDERS}/{random_id()}", cookies=cookie_for())
+        response = await client.delete(f"{ORDERS}/{random_id()}", headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
     async def test_malformed_id_is_404(self, client: AsyncClient) -> None:
-        response = await client.delete(f"{ORDERS}/not-an-id", cookies=cookie_for())
+        response = await client.delete(f"{ORDERS}/not-an-id", headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
 
 class TestServiceSurface:
     async def test_unsupported_method_is_405(self, client: AsyncClient) -> None:
-        response = await client.put(ORDERS, json={}, cookies=cookie_for())
+        response = await client.put(ORDERS, json={}, headers=signed_in())
         assert response.status_code == 405
         assert errors(response) == [{"message": "Method not allowed"}]
 
     async def test_unknown_route_is_404(self, client: AsyncClient) -> None:
-        response = await client.get("/api/orders/x/y", cookies=cookie_for())
+        response = await client.get("/api/orders/x/y", headers=signed_in())
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 

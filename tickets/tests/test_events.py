@@ -15,13 +15,13 @@ from tickets_support import (
     deliver,
     order_cancelled,
     order_created,
-    signed_in,
 )
 
 from ticketing_common.events import Subjects, TicketCreatedEvent
 from ticketing_common.testing import NatsServer, random_id
 from ticketing_common.testing.app import running_client, service_settings
 from ticketing_common.testing.events import eventually
+from ticketing_common.testing.http import signed_in
 from ticketing_common.testing.stream import Probe, probe_on
 from tickets.app import create_app
 from tickets.config import SERVICE, Settings

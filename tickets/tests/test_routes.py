@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from tickets_support import TICKETS, create_ticket, reserve, signed_in
+from tickets_support import TICKETS, create_ticket, reserve
 
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_common.testing import random_id
-from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.http import errors, fields, signed_in
 from ticketing_common.testing.stream import Probe
 from tickets.repository import Tickets
 

@@ -13,7 +13,8 @@ from ticketing_common.events import (
     OrderCreatedEvent,
     OrderStatus,
 )
-from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing import random_id
+from ticketing_common.testing.http import signed_in
 from ticketing_common.testing.stream import Probe
 
 TICKETS = "/api/tickets"
@@ -28,12 +29,6 @@ async def create_ticket(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def signed_in(user_id: str | None = None) -> dict[str, str]:
-    """Request headers carrying the session cookie of `user_id` (a random user if None)."""
-    ((name, value),) = cookie_for(user_id).items()
-    return {"cookie": f"{name}={value}"}
 
 
 def order_created(

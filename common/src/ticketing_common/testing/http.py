@@ -1,8 +1,17 @@
-"""Readers of the single error shape `{"errors": [{"message", "field"?}]}` in responses."""
+"""Requests as a signed-in user, and readers of the single error shape
+`{"errors": [{"message", "field"?}]}` in responses."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
+
+from ticketing_common.testing.session import cookie_for
+
+
+def signed_in(user_id: str | None = None) -> dict[str, str]:
+    """Request headers carrying the session cookie of `user_id` (a random user if None);
+    a header, as httpx deprecates per-request `cookies=`."""
+    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookie_for(user_id).items())}
 
 
 class JsonResponse(Protocol):
