@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ticketing_common.testing.servers import free_port
 from ticketing_devstack.routes import repo_root
-from ticketing_devstack.stack import NOT_INHERITED, leftovers
+from ticketing_devstack.stack import isolated_environ, leftovers
 
 READY = re.compile(r"ready at (http://127\.0\.0\.1:\d+) ")
 STARTED = re.compile(r"(\S+) started \(pid=(\d+)\)")
@@ -57,9 +56,7 @@ class MakeDev:
 
 @pytest.fixture
 def make_dev() -> Iterator[MakeDev]:
-    gateway_port, localstripe_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-    env |= {"GATEWAY_PORT": str(gateway_port), "LOCALSTRIPE_PORT": str(localstripe_port)}
+    env = isolated_environ()
     proc = subprocess.Popen(
         ["make", "--no-print-directory", "dev"],
         cwd=repo_root(),
@@ -69,7 +66,7 @@ def make_dev() -> Iterator[MakeDev]:
         text=True,
         start_new_session=True,
     )
-    run = MakeDev(proc, gateway_port, localstripe_port)
+    run = MakeDev(proc, int(env["GATEWAY_PORT"]), int(env["LOCALSTRIPE_PORT"]))
 
     def read() -> None:
         assert proc.stdout is not None

@@ -8,7 +8,6 @@ processes with the very commands and environments `make dev` runs (`build_plan`)
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -21,11 +20,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ticketing_common.testing.servers import free_port
 from ticketing_devstack.plan import Plan, ProcessSpec, build_plan, stop_process
 from ticketing_devstack.probes import wait_until_ready
-from ticketing_devstack.runner import MARKER, run_processes
-from ticketing_devstack.stack import NOT_INHERITED
+from ticketing_devstack.runner import MARKER, kill_run
+from ticketing_devstack.stack import isolated_environ
 
 PASSWORD = "pass1234"
 STRIPE_KEY = "sk_test_dev"  # make dev's localstripe key (ticketing_devstack.plan)
@@ -161,13 +159,7 @@ class Processes:
     environment, each logging to its own file; `close()` stops every one of them."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-        self.environ: dict[str, str] = {
-            **inherited,
-            "GATEWAY_PORT": str(free_port()),
-            "LOCALSTRIPE_PORT": str(free_port()),
-            **(env or {}),
-        }
+        self.environ = isolated_environ(env)
         self.plan: Plan = build_plan(self.environ)
         # As the runner marks them: every process of the run can be found by its folder.
         self.environ[MARKER] = str(self.plan.run_dir)
@@ -219,10 +211,7 @@ class Processes:
         for name in reversed(list(self.running)):
             with contextlib.suppress(Exception):
                 self.stop(name)
-        left = [f"process {pid}" for pid in run_processes(self.plan.run_dir)]
-        for pid in run_processes(self.plan.run_dir):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        left = [f"process {pid}" for pid in kill_run(self.plan.run_dir)]
         shutil.rmtree(self.plan.run_dir, ignore_errors=True)
         return left
 

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -158,12 +158,7 @@ class Runner:
 
     def _kill_leftovers(self) -> None:
         # Each process leads its own group (honcho starts it in a new session).
-        for pid in self.manager.pids().values():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for pid in run_processes(self.plan.run_dir):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        kill_run(self.plan.run_dir, self.manager.pids().values())
 
 
 def run_processes(run_dir: Path) -> list[int]:
@@ -182,6 +177,19 @@ def run_processes(run_dir: Path) -> list[int]:
         if state not in ("Z", "X"):
             found.append(int(entry.name))
     return found
+
+
+def kill_run(run_dir: Path, groups: Iterable[int] = ()) -> list[int]:
+    """SIGKILL the process `groups`, then every live process of the run whose folder is
+    `run_dir`; the pids of the latter (what had survived the groups)."""
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    survivors = run_processes(run_dir)
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return survivors
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

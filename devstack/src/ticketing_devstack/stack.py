@@ -29,11 +29,19 @@ from types import TracebackType
 
 from ticketing_common.testing.servers import free_port
 from ticketing_devstack.plan import Plan, ProcessSpec, build_plan
-from ticketing_devstack.runner import run_processes
+from ticketing_devstack.runner import kill_run, run_processes
 
 # Variables that would point a test stack at shared servers or real Stripe; a Stack only
 # takes them from its `env` argument.
 NOT_INHERITED = ("NATS_URL", "REDIS_URL", "STRIPE_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_JS_URL")
+
+
+def isolated_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for a stack of its own: this process's without `NOT_INHERITED`,
+    free `GATEWAY_PORT` and `LOCALSTRIPE_PORT`, then `env` on top."""
+    inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    ports = {"GATEWAY_PORT": str(free_port()), "LOCALSTRIPE_PORT": str(free_port())}
+    return {**inherited, **ports, **(env or {})}
 
 
 def leftovers(pids: Iterable[int], run_dir: Path, ports: Iterable[int]) -> list[str]:
@@ -67,13 +75,9 @@ class Stack:
         root: Path | None = None,
         log_path: Path | None = None,
     ) -> None:
-        inherited = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
-        self.env: dict[str, str] = {
-            **inherited,
-            "GATEWAY_PORT": str(gateway_port or free_port()),
-            "LOCALSTRIPE_PORT": str(localstripe_port or free_port()),
-            **(env or {}),
-        }
+        ports = {"GATEWAY_PORT": gateway_port, "LOCALSTRIPE_PORT": localstripe_port}
+        chosen = {name: str(port) for name, port in ports.items() if port}
+        self.env = isolated_environ({**chosen, **(env or {})})
         if expiration_window_seconds is not None:
             self.env["EXPIRATION_WINDOW_SECONDS"] = f"{expiration_window_seconds:g}"
         self.root = root
@@ -168,13 +172,7 @@ class Stack:
                 code = None
             # Whatever survived the runner: its own group, each process's group, and any
             # process carrying the run's marker.
-            for pgid in (self.proc.pid, *self.pids.values()):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGKILL)
-            if self.plan is not None:
-                for pid in run_processes(self.plan.run_dir):
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGKILL)
+            kill_run(self.build().run_dir, (self.proc.pid, *self.pids.values()))
             if code is None:
                 code = self.proc.wait()
             self.proc = None
