@@ -424,10 +424,13 @@ class TestUpdateTicket:
         owner = random_id()
         created = await create_ticket(client, owner)
         url = f"{TICKETS}/{created['id']}"
-        await client.put(url, json={"title": "x", "price": 1}, headers=signed_in())
-        await client.put(url, json={"title": "", "price": 1}, headers=signed_in(owner))
-        await client.put(url, json={"title": "x", "price": 1})
+        not_owner = await client.put(url, json={"title": "x", "price": 1}, headers=signed_in())
+        bad_title = await client.put(url, json={"title": "", "price": 1}, headers=signed_in(owner))
+        signed_out = await client.put(url, json={"title": "x", "price": 1})
+        statuses = [r.status_code for r in (not_owner, bad_title, signed_out)]
+        assert statuses == [401, 400, 401]
         assert await probe.stored(Subjects.TICKET_UPDATED) == []
+        assert (await client.get(url)).json() == created
 
     async def test_unsupported_method_is_405(self, client: AsyncClient) -> None:
         created = await create_ticket(client, random_id())
