@@ -8,9 +8,9 @@ import pytest
 # module, named after the service so it cannot shadow another package's.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from payments_support import SERVICE, LocalStripe, Service, payments_settings, running_service
+from payments_support import LocalStripe, Service, payments_settings, running_service
 
-from payments.config import Settings
+from payments.config import SERVICE, Settings
 from ticketing_common.testing.stream import Probe, probe_on
 
 

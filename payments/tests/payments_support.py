@@ -32,7 +32,6 @@ from ticketing_common.testing.servers import LocalStripeServer
 from ticketing_common.testing.stream import Probe
 
 PAYMENTS = "/api/payments"
-SERVICE = "payments"
 STRIPE_KEY = "sk_test_payments"
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from payments.checkout import Checkout
-from payments.config import Settings, get_settings
+from payments.config import SERVICE, Settings, get_settings
 from payments.events.listeners import OrderCancelledListener, OrderCreatedListener
 from payments.gateway import StripeGateway
 from payments.repository import OrderReplicas, Payments
@@ -13,8 +13,6 @@ from payments.routes import router
 from ticketing_common.auth import SessionCodec
 from ticketing_common.mongo import connect_mongo
 from ticketing_common.service import event_runtime, new_app
-
-SERVICE = "payments"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

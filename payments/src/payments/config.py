@@ -5,6 +5,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ticketing_common.config import EventSettings, load_settings
 
+SERVICE = "payments"
+
 
 class Settings(EventSettings):
     JWT_KEY: str
@@ -48,4 +50,4 @@ class Settings(EventSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return load_settings(Settings, "payments")
+    return load_settings(Settings, SERVICE)
