@@ -98,10 +98,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of `pid` and its direct children (nginx's workers)."""
+def process_cpu_table() -> list[tuple[int, int, float]]:
+    """(pid, parent pid, user + system CPU seconds) of every process, from one pass over /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    table = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -110,19 +110,23 @@ def process_cpu_seconds(pid: int) -> float:
         except (OSError, IndexError):
             continue
         # After the command: state, ppid, ..., utime (14th field of the line), stime.
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        table.append((int(entry.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / tick))
+    return table
 
 
 class CpuMeter:
-    """CPU seconds the stack's processes (name -> pid) use between two snapshots."""
+    """CPU seconds the stack's processes (name -> pid) use between two snapshots, each with
+    its direct children (nginx's workers)."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
 
     def snapshot(self) -> dict[str, float]:
-        return {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        table = process_cpu_table()
+        return {
+            name: sum(cpu for pid, parent, cpu in table if wanted in (pid, parent))
+            for name, wanted in self.pids.items()
+        }
 
     @staticmethod
     def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -553,21 +557,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--concurrency and --duration must be positive")
 
     header = machine()
-    stack: Stack | None = None
-    if args.url:
-        gateway_url, localstripe_url = args.url.rstrip("/"), args.localstripe_url.rstrip("/")
-        header.append(f"- stack: running at {gateway_url}, localstripe at {localstripe_url}")
-    else:
-        print("starting the stack as make dev does ...", file=sys.stderr, flush=True)
-        stack = Stack()
-        stack.start()
-    failed = True
-    try:
-        if stack is not None:
-            stack.wait_ready()
+    stack_pids: dict[str, int] = {}
+    # The stack (when started here) stops last; its log is kept and named after a failure.
+    with contextlib.ExitStack() as running:
+        if args.url:
+            gateway_url = args.url.rstrip("/")
+            localstripe_url = args.localstripe_url.rstrip("/")
+            header.append(f"- stack: running at {gateway_url}, localstripe at {localstripe_url}")
+        else:
+            print("starting the stack as make dev does ...", file=sys.stderr, flush=True)
+            stack = running.enter_context(Stack())
             gateway_url = stack.gateway_url
             assert stack.localstripe_url is not None
             localstripe_url = stack.localstripe_url
+            stack_pids = dict(stack.pids)
             header.append(
                 "- stack: started by the benchmark as `make dev` runs it "
                 "(one uvicorn worker per service, MONGO_URI=memory://, localstripe)"
@@ -580,17 +583,10 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration,
             warmup=args.warmup,
             propagation_samples=args.propagation_samples,
+            stack_pids=stack_pids,
         )
-        if stack is not None:
-            run.stack_pids = dict(stack.pids)
-        with bare_gateway() as (bare_url, bare_pids):
-            asyncio.run(run_all(run, bare_url, bare_pids))
-        failed = False
-    finally:
-        if stack is not None:
-            stack.stop(keep_log=failed)
-            if failed:
-                print(f"devstack log: {stack.log_path}", file=sys.stderr)
+        bare_url, bare_pids = running.enter_context(bare_gateway())
+        asyncio.run(run_all(run, bare_url, bare_pids))
     text = report(run, header)
     print(text)
     if args.write:
