@@ -25,7 +25,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 
-from expiration.config import Settings
+from expiration.config import SERVICE, Settings
 from expiration.jobs import expiration_job_id, expire_order
 from expiration.worker import HEALTH_CHECK_INTERVAL, redis_settings, worker_settings
 from ticketing_common.events import (
@@ -42,7 +42,7 @@ from ticketing_common.testing.events import eventually
 
 EXPIRATION_COMPLETE = "expiration:complete"
 ORDER_CREATED = "order:created"
-CONSUMER = durable_name("expiration", OrderCreatedEvent.subject)
+CONSUMER = durable_name(SERVICE, OrderCreatedEvent.subject)
 REDIS_DB = 3  # the expiration tests' own database, flushed before each test
 ARQ_QUEUE = "arq:queue"
 ARQ_HEALTH_KEY = "arq:queue:health-check"
@@ -265,7 +265,7 @@ class TestExpireOrder:
     async def test_job_run_twice_publishes_one_event(self, settings: Settings, nc: NATS) -> None:
         js = nc.jetstream()
         order_id = random_id()
-        bus = EventBus("expiration", settings)
+        bus = EventBus(SERVICE, settings)
         await bus.connect()
         try:
             ctx = {"bus": bus, "settings": settings, "job_try": 1}

@@ -2,6 +2,8 @@ from functools import lru_cache
 
 from ticketing_common.config import EventSettings, load_settings
 
+SERVICE = "expiration"
+
 
 class Settings(EventSettings):
     REDIS_URL: str
@@ -9,4 +11,4 @@ class Settings(EventSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return load_settings(Settings, "expiration")
+    return load_settings(Settings, SERVICE)

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from arq.connections import RedisSettings
 
-from expiration.config import Settings, get_settings
+from expiration.config import SERVICE, Settings, get_settings
 
 if TYPE_CHECKING:
     from ticketing_common.events import EventBus
 
 logger = logging.getLogger("expiration")
 
-SERVICE = "expiration"
 # The job, registered (and so enqueued) under its import path.
 EXPIRE_ORDER = "expiration.jobs.expire_order"
 HEALTH_CHECK_INTERVAL = 5  # seconds; the key lives one second longer
