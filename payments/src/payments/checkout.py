@@ -10,7 +10,6 @@ attempt to finish and refunds it if it charged.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
 from payments.repository import OrderReplicas, Payments, PaymentStatus
@@ -187,8 +186,7 @@ class Checkout:
             )
         except (PaymentDeclined, ProviderUnavailable) as exc:
             raise RetryLater(f"refund of order {payment['orderId']} failed: {exc}") from exc
-        at: datetime = utcnow()
-        await self.payments.mark_refunded(payment, refund_id, at)
+        await self.payments.mark_refunded(payment, refund_id)
         logger.info(
             "order %s ended cancelled after payment %s: refunded %s",
             payment["orderId"],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -165,14 +165,14 @@ class Payments:
             [event],
         )
 
-    async def mark_refunded(self, payment: Document, refund_id: str, at: datetime) -> None:
+    async def mark_refunded(self, payment: Document, refund_id: str) -> None:
         await self.collection.update_one(
             {"_id": payment["_id"], "status": PaymentStatus.PAID.value},
             {
                 "$set": {
                     "status": PaymentStatus.REFUNDED.value,
                     "refundId": refund_id,
-                    "refundedAt": at,
+                    "refundedAt": utcnow(),
                 }
             },
         )
