@@ -94,6 +94,15 @@ class TestOrderCancelledListener:
         assert replica["status"] == "created"
         assert await probe.unacked(Subjects.ORDER_CANCELLED) == 1
 
+        await probe.publish(order_cancelled(order_id, version=1))
+
+        async def at_version_2() -> bool:
+            replica = await service.replica(order_id)
+            return replica is not None and replica["version"] == 2
+
+        await eventually(at_version_2, what="the held version 2 to apply after version 1")
+        await eventually(lambda: _unacked_is(probe, 0), what="the held event to be acked")
+
     async def test_stale_cancelled_is_acked_without_change(
         self, service: Service, probe: Probe
     ) -> None:
