@@ -102,6 +102,18 @@ class TestSignUp:
         losers = [r.json() for r in responses if r.status_code == 400]
         assert all(body == {"errors": [{"message": "Email in use"}]} for body in losers)
 
+    async def test_password_with_half_a_surrogate_pair_is_400_not_500(self, client):
+        response = await client.post(
+            SIGNUP,
+            content=b'{"email": "a@b.com", "password": "\\ud800abcd"}',
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json() == {
+            "errors": [{"message": "Must be valid text", "field": "password"}]
+        }
+        assert (await sign_up(client, email="a@b.com")).status_code == 201
+
     async def test_trailing_slash_answers_without_redirect(self, client):
         response = await client.post(SIGNUP + "/", json={"email": "a@b.com", "password": "pass"})
         assert response.status_code == 201
@@ -194,11 +206,27 @@ class TestCurrentUser:
             cookie_with_token(
                 jwt.encode({"id": "a" * 24, "email": "x@y.com", "iat": 0}, TEST_JWT_KEY)
             ),
+            cookie_with_token(
+                jwt.encode(
+                    {"id": "not-an-object-id", "email": "x@y.com", "iat": 0, "exp": 2**40},
+                    TEST_JWT_KEY,
+                    algorithm="HS256",
+                )
+            ),
             {"session": "garbage!!"},
             {"session": base64.b64encode(b"[1, 2]").decode()},
             {"session": base64.b64encode(b'{"jwt": 5}').decode()},
         ],
-        ids=["alg-none", "wrong-key", "expired", "no-exp", "garbage", "not-object", "jwt-not-str"],
+        ids=[
+            "alg-none",
+            "wrong-key",
+            "expired",
+            "no-exp",
+            "id-not-object-id",
+            "garbage",
+            "not-object",
+            "jwt-not-str",
+        ],
     )
     async def test_forged_or_broken_cookie_is_signed_out(self, client, cookie):
         client.cookies.update(cookie)

@@ -92,3 +92,35 @@ async def test_unknown_route_404_and_wrong_method_405():
         wrong = await http.delete("/api/things")
         assert wrong.status_code == 405
         assert wrong.json() == {"errors": [{"message": "Method not allowed"}]}
+
+
+async def test_lone_surrogate_is_400_with_its_field_before_the_route_runs():
+    async with client(cookie_for()) as http:
+        for body, field in [
+            (b'{"title": "\\ud800", "price": 1}', "title"),
+            (b'{"title": "x\\udfff", "price": 1}', "title"),
+            (b'{"title": "a", "price": 1, "tags": ["ok", {"x": "\\udc00"}]}', "tags.1.x"),
+        ]:
+            response = await http.post(
+                "/api/things", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400
+            assert response.json() == {
+                "errors": [{"message": "Must be valid text", "field": field}]
+            }
+
+
+async def test_a_whole_surrogate_pair_and_an_escaped_backslash_pass():
+    async with client(cookie_for()) as http:
+        emoji = await http.post(
+            "/api/things",
+            content=b'{"title": "\\ud83d\\ude00", "price": 1}',
+            headers={"content-type": "application/json"},
+        )
+        assert (emoji.status_code, emoji.json()["title"]) == (201, "\U0001f600")
+        literal = await http.post(
+            "/api/things",
+            content=b'{"title": "\\\\ud800", "price": 1}',
+            headers={"content-type": "application/json"},
+        )
+        assert (literal.status_code, literal.json()["title"]) == (201, "\\ud800")

@@ -101,7 +101,7 @@ class TestCreateTicket:
         body = b'{"title": "' + escaped + b'", "price": 10}'
         response = await client.post(TICKETS, content=body, headers={**JSON, **signed_in()})
         assert response.status_code == 400
-        assert errors(response) == [{"message": "Title must be valid text", "field": "title"}]
+        assert errors(response) == [{"message": "Must be valid text", "field": "title"}]
         assert (await client.get(TICKETS)).json() == []
         assert await probe.stored() == []
 

@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel
 
 from ticketing_common.errors import NotAuthorizedError
+from ticketing_common.ids import ObjectIdStr
 
 COOKIE_NAME = "session"
 ALGORITHM = "HS256"
@@ -26,9 +27,9 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 
 
 class UserPayload(BaseModel):
-    """The signed-in user, as the JWT carries it."""
+    """The signed-in user, as the JWT carries it (an id that is no ObjectId: signed out)."""
 
-    id: str
+    id: ObjectIdStr
     email: str
     iat: int
     exp: int
@@ -66,6 +67,7 @@ class SessionCodec:
             )
             return UserPayload.model_validate(claims)
         except (ValueError, TypeError, KeyError, binascii.Error, jwt.PyJWTError):
+            # pydantic's ValidationError is a ValueError: a malformed payload too.
             return None
 
     def set_cookie(self, response: Response, user_id: str, email: str) -> None:

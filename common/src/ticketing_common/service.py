@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing_common.auth import SessionCodec, install_sessions
 from ticketing_common.config import EventSettings
@@ -33,6 +35,78 @@ class StripTrailingSlash:
                 trimmed = path.rstrip("/") or "/"
                 scope = {**scope, "path": trimmed, "raw_path": trimmed.encode()}
         await self.app(scope, receive, send)
+
+
+# A JSON escape of a UTF-16 surrogate ("\ud800"): valid JSON syntax, but alone (not
+# half of a pair) it decodes to a string no database, hash or HTTP client can encode.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _invalid_text_at(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string in `value` holding a lone surrogate."""
+    if isinstance(value, str):
+        return None if _encodable(value) else path
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and not _encodable(key):
+            return here
+        found = _invalid_text_at(item, here)
+        if found is not None:
+            return found
+    return None
+
+
+class RejectInvalidText:
+    """A JSON body with a lone surrogate escape is 400 with the field, before any route
+    runs: such a string would otherwise fail deep inside a write (a 500, SPEC §1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if _SURROGATE_ESCAPE.search(body):
+            try:
+                field = _invalid_text_at(json.loads(body))
+            except ValueError:
+                field = None  # not JSON: the route reports that
+            if field is not None:
+                entry = {"message": "Must be valid text"}
+                if field:
+                    entry["field"] = field
+                await JSONResponse({"errors": [entry]}, status_code=400)(scope, receive, send)
+                return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def configure_logging() -> None:
@@ -111,6 +185,7 @@ def new_app(
     configure_logging()
     app = FastAPI(title=title, lifespan=lifespan, redirect_slashes=False)
     install_error_handlers(app)
+    app.add_middleware(RejectInvalidText)
     app.add_middleware(StripTrailingSlash)
     if sessions is not None:
         install_sessions(app, sessions)

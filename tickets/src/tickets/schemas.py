@@ -19,11 +19,6 @@ def _title(value: str) -> str:
         raise ValueError("Title is required")
     if len(value) > TITLE_MAX_LENGTH:
         raise ValueError(f"Title must be at most {TITLE_MAX_LENGTH} characters")
-    # JSON may escape half a surrogate pair ("\ud800"), which no database can store.
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise ValueError("Title must be valid text") from None
     return value
 
 
