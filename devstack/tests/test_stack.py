@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 
 import httpx
@@ -13,13 +12,6 @@ import pytest
 from ticketing_common.testing.servers import free_port
 from ticketing_devstack.probes import wait_until_ready
 from ticketing_devstack.stack import Stack, StackError
-
-
-def wait_until_gone(stack: Stack, timeout: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while (left := stack.leftovers()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
 
 
 class TestStack:
@@ -45,7 +37,7 @@ class TestStack:
             assert current["email"] == email
             assert set(stack.pids) == set(stack.processes)
 
-        assert wait_until_gone(stack) == []
+        assert stack.leftovers() == []
         assert not stack.build().run_dir.exists()
 
     def test_one_process_dying_stops_the_whole_stack(self) -> None:
@@ -55,7 +47,7 @@ class TestStack:
 
             stack.proc.wait(timeout=30)
 
-            assert wait_until_gone(stack) == [], stack.logs()[-3000:]
+            assert stack.leftovers() == [], stack.logs()[-3000:]
 
     def test_not_ready_while_one_service_cannot_start(self) -> None:
         # auth keeps retrying a database that is not there, so it never serves /readyz.
@@ -70,4 +62,4 @@ class TestStack:
                 stack.wait_ready(timeout=2)
         finally:
             stack.stop()
-        assert wait_until_gone(stack) == []
+        assert stack.leftovers() == []

@@ -44,8 +44,19 @@ def isolated_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**inherited, **ports, **(env or {})}
 
 
-def leftovers(pids: Iterable[int], run_dir: Path, ports: Iterable[int]) -> list[str]:
-    """What is still alive of a stopped run: process groups, marked processes, open ports."""
+def leftovers(
+    pids: Iterable[int], run_dir: Path, ports: Iterable[int], timeout: float = 10.0
+) -> list[str]:
+    """What is still alive of a stopped run (process groups, marked processes, open ports)
+    after waiting up to `timeout` seconds for it to go; empty when all is gone."""
+    pids, ports = list(pids), list(ports)
+    deadline = time.monotonic() + timeout
+    while (found := _alive(pids, run_dir, ports)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+def _alive(pids: list[int], run_dir: Path, ports: list[int]) -> list[str]:
     found = []
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -183,11 +194,12 @@ class Stack:
             self.log_path.unlink(missing_ok=True)
         return code
 
-    def leftovers(self) -> list[str]:
-        """After `stop`: whatever of this stack is still alive (empty when all is gone)."""
+    def leftovers(self, timeout: float = 10.0) -> list[str]:
+        """After `stop`: whatever of this stack is still alive after up to `timeout`
+        seconds (empty when all is gone)."""
         plan = self.build()
         ports = [spec.port for spec in plan.processes if spec.port is not None]
-        return leftovers(self.pids.values(), plan.run_dir, ports)
+        return leftovers(self.pids.values(), plan.run_dir, ports, timeout)
 
     def __enter__(self) -> Stack:
         self.start()
