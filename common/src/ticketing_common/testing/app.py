@@ -11,19 +11,10 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from ticketing_common.config import EventSettings
+from ticketing_common.testing.events import TEST_EVENT_TIMINGS
 from ticketing_common.testing.session import TEST_JWT_KEY
 
 S = TypeVar("S", bound=EventSettings)
-
-# Redeliveries, publish retries and the outbox re-publisher shrunk so event tests take
-# fractions of a second; the give-up bound stays far above any test's wait.
-TEST_EVENT_TIMINGS: dict[str, float] = {
-    "EVENT_RETRY_MIN_SECONDS": 0.05,
-    "EVENT_RETRY_MAX_SECONDS": 0.2,
-    "EVENT_GIVE_UP_SECONDS": 60.0,
-    "PUBLISH_TIMEOUT_SECONDS": 5.0,
-    "OUTBOX_INTERVAL_SECONDS": 0.2,
-}
 
 
 def service_settings(settings_type: type[S], nats_url: str, **overrides: Any) -> S:

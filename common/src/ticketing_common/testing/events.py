@@ -9,19 +9,20 @@ from typing import Any
 
 from ticketing_common.config import EventSettings
 
+# Redeliveries, publish retries and the outbox re-publisher shrunk so event tests take
+# fractions of a second; the give-up bound stays far above any test's wait.
+TEST_EVENT_TIMINGS: dict[str, float] = {
+    "EVENT_RETRY_MIN_SECONDS": 0.05,
+    "EVENT_RETRY_MAX_SECONDS": 0.2,
+    "EVENT_GIVE_UP_SECONDS": 60.0,
+    "PUBLISH_TIMEOUT_SECONDS": 5.0,
+    "OUTBOX_INTERVAL_SECONDS": 0.2,
+}
+
 
 def event_settings(url: str, **overrides: Any) -> EventSettings:
-    """EventSettings for `url` with retries shrunk to test scale."""
-    values: dict[str, Any] = {
-        "NATS_URL": url,
-        "EVENT_RETRY_MIN_SECONDS": 0.1,
-        "EVENT_RETRY_MAX_SECONDS": 0.4,
-        "EVENT_GIVE_UP_SECONDS": 30.0,
-        "PUBLISH_TIMEOUT_SECONDS": 10.0,
-        "OUTBOX_INTERVAL_SECONDS": 0.2,
-        **overrides,
-    }
-    return EventSettings.model_validate(values)
+    """EventSettings for `url` with TEST_EVENT_TIMINGS; `overrides` win."""
+    return EventSettings.model_validate({"NATS_URL": url, **TEST_EVENT_TIMINGS, **overrides})
 
 
 async def eventually(
