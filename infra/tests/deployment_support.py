@@ -10,13 +10,14 @@ import json
 import os
 import re
 import shlex
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from ticketing_devstack.routes import load_routes
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
@@ -264,11 +265,6 @@ def settings_class(service: str) -> Any:
 
 def gateway_routes() -> list[tuple[str, str]]:
     """`infra/gateway/routes.toml` as (path, service), in order, through the devstack loader."""
-    try:
-        from ticketing_devstack.routes import load_routes
-    except ImportError:  # the loader lives in the devstack package; the file is the contract
-        table = tomllib.loads(ROUTES_TOML.read_text())
-        return [(r["path"], r["service"]) for r in table["route"]]
     return [(r.path, r.service) for r in load_routes(ROUTES_TOML)]
 
 
