@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -202,11 +201,12 @@ class Service:
         payments: Payments = self.state["payments"]
         return payments
 
-    async def pay(self, order_id: str, token: str, cookies: dict[str, str]) -> Response:
-        return await self.post({"token": token, "orderId": order_id}, cookies)
+    async def pay(self, order_id: str, token: str, session: dict[str, str]) -> Response:
+        """POST a payment with `session` headers (`signed_in(user)`)."""
+        return await self.post({"token": token, "orderId": order_id}, session)
 
-    async def post(self, body: Any, cookies: dict[str, str] | None = None) -> Response:
-        return await self.http.post(PAYMENTS, json=body, headers=cookie_header(cookies))
+    async def post(self, body: Any, session: dict[str, str] | None = None) -> Response:
+        return await self.http.post(PAYMENTS, json=body, headers=session)
 
     async def replica(self, order_id: str) -> Document | None:
         return await self.orders.get(order_id)
@@ -265,17 +265,3 @@ async def seed_order(
     await probe.publish_and_wait(event)
     assert await service.replica(event.id) is not None
     return event.id
-
-
-def cents(price: str) -> int:
-    return int(Decimal(price) * 100)
-
-
-# HTTP helpers --------------------------------------------------------------------------
-
-
-def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:
-    """Cookies as a request header (httpx deprecates per-request `cookies=`)."""
-    if not cookies:
-        return {}
-    return {"cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}

@@ -13,9 +13,9 @@ from payments_support import (
 
 from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
-from ticketing_common.testing import cookie_for, random_id
+from ticketing_common.testing import random_id
 from ticketing_common.testing.events import eventually
-from ticketing_common.testing.http import errors
+from ticketing_common.testing.http import errors, signed_in
 from ticketing_common.testing.stream import Probe
 
 
@@ -44,7 +44,7 @@ class TestOrderCreatedListener:
         altered = order_created(user, price="99.00", order_id=event.id)
         await probe.publish_and_wait(altered, msg_id="redelivered")
 
-        assert (await service.pay(event.id, "pm_card_visa", cookie_for(user))).status_code == 201
+        assert (await service.pay(event.id, "pm_card_visa", signed_in(user))).status_code == 201
         [intent] = await localstripe.payment_intents()
         assert intent["amount"] == 1000
 
@@ -78,7 +78,7 @@ class TestOrderCancelledListener:
             return replica is not None and replica["status"] == "cancelled"
 
         await eventually(cancelled, what="the late order:cancelled to apply")
-        response = await service.pay(created.id, "pm_card_visa", cookie_for(user))
+        response = await service.pay(created.id, "pm_card_visa", signed_in(user))
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
 
     async def test_version_gap_is_retried_until_the_gap_is_filled(
@@ -119,7 +119,7 @@ class TestOrderCancelledListener:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=19.99)
-        assert (await service.pay(order_id, "pm_card_visa", cookie_for(user))).status_code == 201
+        assert (await service.pay(order_id, "pm_card_visa", signed_in(user))).status_code == 201
         [intent] = await localstripe.payment_intents()
 
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
@@ -137,7 +137,7 @@ class TestOrderCancelledListener:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
-        await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        await service.pay(order_id, "pm_card_visa", signed_in(user))
         [intent] = await localstripe.payment_intents()
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
@@ -150,7 +150,7 @@ class TestOrderCancelledListener:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
-        await service.pay(order_id, "pm_card_chargeCustomerFail", cookie_for(user))
+        await service.pay(order_id, "pm_card_chargeCustomerFail", signed_in(user))
 
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
@@ -167,9 +167,7 @@ class TestOrderCancelledListener:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.gate.clear()  # the charge is on its way to Stripe, and stays there
-                paying = asyncio.create_task(
-                    service.pay(order_id, "pm_card_visa", cookie_for(user))
-                )
+                paying = asyncio.create_task(service.pay(order_id, "pm_card_visa", signed_in(user)))
                 await eventually(lambda: proxy.waiting == 1, what="the charge to start")
 
                 await probe.publish(order_cancelled(order_id, version=1))
@@ -203,7 +201,7 @@ class TestOrderCancelledListener:
                 order_id = await seed_order(service, probe, user)
                 await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
-                response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                response = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
         assert proxy.payment_creations() == []
@@ -217,7 +215,7 @@ class TestOrderCancelledListener:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_after"
-                lost = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                lost = await service.pay(order_id, "pm_card_visa", signed_in(user))
                 assert lost.status_code == 502
                 proxy.mode = "pass"
 

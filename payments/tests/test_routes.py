@@ -9,7 +9,6 @@ from payments_support import (
     STRIPE_KEY,
     LocalStripe,
     Service,
-    cookie_header,
     order_cancelled,
     payments_settings,
     running_service,
@@ -21,9 +20,9 @@ from payments.config import Settings
 from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.mongo import utcnow
-from ticketing_common.testing import cookie_for, free_port, random_id
+from ticketing_common.testing import free_port, random_id
 from ticketing_common.testing.database import yielding_database
-from ticketing_common.testing.http import errors, fields
+from ticketing_common.testing.http import errors, fields, signed_in
 from ticketing_common.testing.stream import Probe
 
 DECLINED = "Your card was declined."
@@ -51,7 +50,7 @@ class TestCreatePayment:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=19.99)
 
-        response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        response = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert response.status_code == 201, response.text
         payment_id = response.json()["id"]
@@ -76,7 +75,7 @@ class TestCreatePayment:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=price)
 
-        assert (await service.pay(order_id, "pm_card_visa", cookie_for(user))).status_code == 201
+        assert (await service.pay(order_id, "pm_card_visa", signed_in(user))).status_code == 201
 
         [intent] = await localstripe.payment_intents()
         assert intent["amount"] == amount
@@ -87,7 +86,7 @@ class TestCreatePayment:
         user = random_id()
         order_id = await seed_order(service, probe, user)
 
-        payment_id = (await service.pay(order_id, "pm_card_visa", cookie_for(user))).json()["id"]
+        payment_id = (await service.pay(order_id, "pm_card_visa", signed_in(user))).json()["id"]
 
         [intent] = await localstripe.payment_intents()
         [message] = await probe.stored(Subjects.PAYMENT_CREATED)
@@ -104,7 +103,7 @@ class TestCreatePayment:
         order_id = await seed_order(service, probe, user)
         token = await localstripe.card_token("4242424242424242")
 
-        response = await service.pay(order_id, token["id"], cookie_for(user))
+        response = await service.pay(order_id, token["id"], signed_in(user))
 
         assert response.status_code == 201, response.text
         [intent] = await localstripe.payment_intents()
@@ -118,7 +117,7 @@ class TestCreatePayment:
         order_id = await seed_order(service, probe, user)
         card_id = (await localstripe.card_token())["card"]["id"]
 
-        assert (await service.pay(order_id, card_id, cookie_for(user))).status_code == 201
+        assert (await service.pay(order_id, card_id, signed_in(user))).status_code == 201
 
         [intent] = await localstripe.succeeded_intents()
         assert intent["payment_method"] == card_id
@@ -129,7 +128,7 @@ class TestCreatePayment:
         user = random_id()
         order_id = await seed_order(service, probe, user)
 
-        response = await service.pay(order_id, "pm_card_chargeCustomerFail", cookie_for(user))
+        response = await service.pay(order_id, "pm_card_chargeCustomerFail", signed_in(user))
 
         assert response.status_code == 400
         assert errors(response) == [{"message": DECLINED}]
@@ -143,7 +142,7 @@ class TestCreatePayment:
         order_id = await seed_order(service, probe, user)
         token = await localstripe.card_token("4000000000000341")
 
-        response = await service.pay(order_id, token["id"], cookie_for(user))
+        response = await service.pay(order_id, token["id"], signed_in(user))
 
         assert response.status_code == 400
         assert errors(response) == [{"message": DECLINED}]
@@ -153,10 +152,10 @@ class TestCreatePayment:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
-        declined = await service.pay(order_id, "pm_card_chargeCustomerFail", cookie_for(user))
+        declined = await service.pay(order_id, "pm_card_chargeCustomerFail", signed_in(user))
         assert declined.status_code == 400
 
-        retried = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        retried = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert retried.status_code == 201, retried.text
         [intent] = await localstripe.succeeded_intents()
@@ -170,14 +169,14 @@ class TestCreatePayment:
         order_id = await seed_order(service, probe, user)
         token = await localstripe.card_token("4000002500003155")
 
-        response = await service.pay(order_id, token["id"], cookie_for(user))
+        response = await service.pay(order_id, token["id"], signed_in(user))
 
         assert response.status_code == 400
         assert fields(response) == ["token"]
         [intent] = await localstripe.payment_intents()
         assert intent["status"] == "canceled"
         assert await service.payment(order_id) is None
-        assert (await service.pay(order_id, "pm_card_visa", cookie_for(user))).status_code == 201
+        assert (await service.pay(order_id, "pm_card_visa", signed_in(user))).status_code == 201
 
     async def test_unknown_token_is_400_with_field_and_records_nothing(
         self, service: Service, probe: Probe, localstripe: LocalStripe
@@ -186,7 +185,7 @@ class TestCreatePayment:
         order_id = await seed_order(service, probe, user)
 
         for token in ("tok_doesnotexist", "pm_doesnotexist"):
-            response = await service.pay(order_id, token, cookie_for(user))
+            response = await service.pay(order_id, token, signed_in(user))
             assert response.status_code == 400, token
             assert fields(response) == ["token"]
         assert await service.payment(order_id) is None
@@ -197,9 +196,9 @@ class TestCreatePayment:
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
-        assert (await service.pay(order_id, "pm_card_visa", cookie_for(user))).status_code == 201
+        assert (await service.pay(order_id, "pm_card_visa", signed_in(user))).status_code == 201
 
-        again = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        again = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert again.status_code == 400
         assert errors(again) == ALREADY_PAID
@@ -214,7 +213,7 @@ class TestCreatePayment:
         response = await service.http.post(
             PAYMENTS + "/",
             json={"token": "pm_card_visa", "orderId": order_id},
-            headers=cookie_header(cookie_for(user)),
+            headers=signed_in(user),
         )
 
         assert response.status_code == 201
@@ -230,7 +229,7 @@ class TestConcurrentPayments:
                 order_id = await seed_order(service, probe, user)
 
                 responses = await asyncio.gather(
-                    *(service.pay(order_id, "pm_card_visa", cookie_for(user)) for _ in range(10))
+                    *(service.pay(order_id, "pm_card_visa", signed_in(user)) for _ in range(10))
                 )
 
         statuses = sorted(response.status_code for response in responses)
@@ -250,7 +249,7 @@ class TestConcurrentPayments:
                 tokens = [(await localstripe.card_token())["id"] for _ in range(5)]
 
                 responses = await asyncio.gather(
-                    *(service.pay(order_id, token, cookie_for(user)) for token in tokens)
+                    *(service.pay(order_id, token, signed_in(user)) for token in tokens)
                 )
 
         assert sorted(r.status_code for r in responses) == [201] + [400] * 4
@@ -267,9 +266,9 @@ class TestIdempotency:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 declined = await service.pay(
-                    order_id, "pm_card_chargeCustomerFail", cookie_for(user)
+                    order_id, "pm_card_chargeCustomerFail", signed_in(user)
                 )
-                paid = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                paid = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert (declined.status_code, paid.status_code) == (400, 201)
         first, second = proxy.payment_creations()
@@ -297,7 +296,7 @@ class TestProviderOutage:
             order_id = await seed_order(service, probe, user)
 
             for token in ("pm_card_visa", "tok_visa"):
-                response = await service.pay(order_id, token, cookie_for(user))
+                response = await service.pay(order_id, token, signed_in(user))
                 assert response.status_code == 502, token
                 assert errors(response) == UNAVAILABLE
             assert await service.payment(order_id) is None
@@ -313,7 +312,7 @@ class TestProviderOutage:
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_after"  # Stripe charges, the answer is lost
 
-                lost = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                lost = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
                 assert lost.status_code == 502
                 assert errors(lost) == UNAVAILABLE
@@ -322,8 +321,8 @@ class TestProviderOutage:
                 assert await payment_events(probe) == []
                 # While the outcome is unknown, another card cannot start a second charge.
                 proxy.mode = "pass"
-                retried = await service.pay(order_id, "pm_card_visa", cookie_for(user))
-                again = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                retried = await service.pay(order_id, "pm_card_visa", signed_in(user))
+                again = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert errors(retried) == ALREADY_PAID
         assert errors(again) == ALREADY_PAID
@@ -343,12 +342,12 @@ class TestProviderOutage:
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_before"
 
-                failed = await service.pay(order_id, "pm_card_chargeCustomerFail", cookie_for(user))
+                failed = await service.pay(order_id, "pm_card_chargeCustomerFail", signed_in(user))
 
                 assert failed.status_code == 502
                 proxy.mode = "pass"
                 # The replay of the failed attempt declines, so this request pays anew.
-                paid = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                paid = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert paid.status_code == 201, paid.text
         [intent] = await localstripe.succeeded_intents()
@@ -376,13 +375,13 @@ class TestPaymentRules:
         assert errors(response) == [{"message": "Not authorized"}]
 
     async def test_missing_fields_are_400_one_entry_each(self, service: Service) -> None:
-        response = await service.post({}, cookie_for())
+        response = await service.post({}, signed_in())
 
         assert response.status_code == 400
         assert fields(response) == ["orderId", "token"]
 
     async def test_empty_fields_are_400_one_entry_each(self, service: Service) -> None:
-        response = await service.post({"token": " ", "orderId": ""}, cookie_for())
+        response = await service.post({"token": " ", "orderId": ""}, signed_in())
 
         assert response.status_code == 400
         assert errors(response) == [
@@ -400,7 +399,7 @@ class TestPaymentRules:
         ],
     )
     async def test_wrong_types_are_400_with_fields(self, service: Service, body: Any) -> None:
-        response = await service.post(body, cookie_for())
+        response = await service.post(body, signed_in())
 
         assert response.status_code == 400
         assert fields(response) == ["orderId", "token"]
@@ -409,7 +408,7 @@ class TestPaymentRules:
     async def test_token_without_a_stripe_prefix_is_400_with_field(
         self, service: Service, token: str
     ) -> None:
-        response = await service.post({"token": token, "orderId": random_id()}, cookie_for())
+        response = await service.post({"token": token, "orderId": random_id()}, signed_in())
 
         assert response.status_code == 400
         assert fields(response) == ["token"]
@@ -422,7 +421,7 @@ class TestPaymentRules:
         order_id = await seed_order(service, probe, user)
         token = prefix + "a" * 20000
 
-        response = await service.pay(order_id, token, cookie_for(user))
+        response = await service.pay(order_id, token, signed_in(user))
 
         assert response.status_code == 400
         assert errors(response) == [
@@ -435,14 +434,14 @@ class TestPaymentRules:
     async def test_order_id_that_is_not_an_object_id_is_400_with_field(
         self, service: Service, order_id: str
     ) -> None:
-        response = await service.post({"token": "pm_card_visa", "orderId": order_id}, cookie_for())
+        response = await service.post({"token": "pm_card_visa", "orderId": order_id}, signed_in())
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Order id must be a valid id", "field": "orderId"}]
 
     async def test_snake_case_order_id_is_not_accepted(self, service: Service) -> None:
         response = await service.post(
-            {"token": "pm_card_visa", "order_id": random_id()}, cookie_for()
+            {"token": "pm_card_visa", "order_id": random_id()}, signed_in()
         )
 
         assert response.status_code == 400
@@ -452,7 +451,7 @@ class TestPaymentRules:
         response = await service.http.post(
             PAYMENTS,
             content=b'{"token": "pm_card_visa", ',
-            headers={"content-type": "application/json", **cookie_header(cookie_for())},
+            headers={"content-type": "application/json", **signed_in()},
         )
 
         assert response.status_code == 400
@@ -462,13 +461,13 @@ class TestPaymentRules:
     async def test_body_that_is_not_an_object_is_400_without_field(
         self, service: Service, body: Any
     ) -> None:
-        response = await service.post(body, cookie_for())
+        response = await service.post(body, signed_in())
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body must be a JSON object"}]
 
     async def test_unknown_order_is_404(self, service: Service) -> None:
-        response = await service.pay(random_id(), "pm_card_visa", cookie_for())
+        response = await service.pay(random_id(), "pm_card_visa", signed_in())
 
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
@@ -478,7 +477,7 @@ class TestPaymentRules:
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
 
-        response = await service.pay(order_id, "pm_card_visa", cookie_for(random_id()))
+        response = await service.pay(order_id, "pm_card_visa", signed_in(random_id()))
 
         assert response.status_code == 401
         assert errors(response) == [{"message": "Not authorized"}]
@@ -491,7 +490,7 @@ class TestPaymentRules:
         order_id = await seed_order(service, probe, user)
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
-        response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        response = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
@@ -505,7 +504,7 @@ class TestPaymentRules:
             service, probe, user, expires_at=utcnow() - timedelta(seconds=1)
         )
 
-        response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        response = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Order has expired"}]
@@ -519,9 +518,9 @@ class TestPaymentRules:
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
 
         # A bad token outranks everything about the order; not the owner outranks its state.
-        bad_token = await service.pay(order_id, "nope", cookie_for(owner))
-        other_user = await service.pay(order_id, "pm_card_visa", cookie_for(random_id()))
-        cancelled_and_expired = await service.pay(order_id, "pm_card_visa", cookie_for(owner))
+        bad_token = await service.pay(order_id, "nope", signed_in(owner))
+        other_user = await service.pay(order_id, "pm_card_visa", signed_in(random_id()))
+        cancelled_and_expired = await service.pay(order_id, "pm_card_visa", signed_in(owner))
 
         assert fields(bad_token) == ["token"]
         assert other_user.status_code == 401
@@ -554,13 +553,13 @@ class TestRefusedAmount:
                 error = {"type": "invalid_request_error", "param": "amount", "message": message}
                 proxy.refusal = (400, {"error": {**error, "code": "amount_too_small"}})
 
-                refused = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                refused = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
                 assert refused.status_code == 400
                 assert errors(refused) == [{"message": message}]
                 assert await service.payment(order_id) is None
                 proxy.refusal = None
-                paid = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                paid = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert paid.status_code == 201
         [intent] = await localstripe.payment_intents()
@@ -592,7 +591,7 @@ class TestInterruptedAttempts:
             return found
 
         monkeypatch.setattr(replicas, "get", read_then_cancel)
-        response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        response = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
         assert reads == 2
@@ -606,9 +605,9 @@ class TestInterruptedAttempts:
         order_id = await seed_order(service, probe, user)
         assert await service.payments.claim(order_id, user) is not None
 
-        while_held = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        while_held = await service.pay(order_id, "pm_card_visa", signed_in(user))
         await age_claim(service, order_id)
-        after_timeout = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+        after_timeout = await service.pay(order_id, "pm_card_visa", signed_in(user))
 
         assert errors(while_held) == ALREADY_PAID
         assert after_timeout.status_code == 201, after_timeout.text
@@ -644,7 +643,7 @@ class TestInterruptedAttempts:
                 assert sent.status_code == 200
                 await age_claim(service, order_id)
 
-                response = await service.pay(order_id, "pm_card_visa", cookie_for(user))
+                response = await service.pay(order_id, "pm_card_visa", signed_in(user))
                 payment = await service.payment(order_id)
 
         assert errors(response) == ALREADY_PAID
