@@ -17,12 +17,7 @@ from client.api import ApiError, get_api, new_http_client
 from client.config import Settings, get_settings
 from client.pages import PageError, render_error
 from client.routes import router
-from ticketing_common.errors import (
-    AppError,
-    MethodNotAllowedError,
-    NotFoundError,
-    error_response,
-)
+from ticketing_common.errors import AppError, error_response, http_error
 from ticketing_common.service import new_app
 
 PACKAGE_DIR = Path(__file__).parent
@@ -101,14 +96,7 @@ def install_page_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def handle_http(request: Request, exc: StarletteHTTPException) -> Response:
-        error: AppError
-        if exc.status_code == 404:
-            error = NotFoundError()
-        elif exc.status_code == 405:
-            error = MethodNotAllowedError()
-        else:
-            error = AppError(str(exc.detail))
-            error.status_code = exc.status_code
+        error = http_error(exc)
         if request.url.path.startswith("/api/"):
             return error_response(error)
         try:

@@ -141,6 +141,17 @@ def _route_requires_user(request: Request) -> bool:
     return isinstance(route, APIRoute) and _uses(route.dependant, require_user)
 
 
+def http_error(exc: StarletteHTTPException) -> AppError:
+    """The AppError for an HTTPException raised by routing (unknown route, wrong method)."""
+    if exc.status_code == 404:
+        return NotFoundError()
+    if exc.status_code == 405:
+        return MethodNotAllowedError()
+    error = AppError(str(exc.detail))
+    error.status_code = exc.status_code
+    return error
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error of `app` in the one error shape of SPEC §1."""
 
@@ -161,13 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return error_response(NotFoundError())
-        if exc.status_code == 405:
-            return error_response(MethodNotAllowedError())
-        error = AppError(str(exc.detail))
-        error.status_code = exc.status_code
-        return error_response(error)
+        return error_response(http_error(exc))
 
     @app.exception_handler(Exception)
     async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
