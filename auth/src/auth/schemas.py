@@ -1,11 +1,9 @@
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-
-def _trim(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
+from ticketing_common.schemas import RequestBody, Trimmed
 
 
 def _password_length(value: str) -> str:
@@ -28,21 +26,17 @@ def _email(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[str, BeforeValidator(_trim), AfterValidator(_email)]
+Email = Annotated[str, Trimmed, AfterValidator(_email)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-
-class SignUp(_Body):
+class SignUp(RequestBody):
     email: Email
-    password: Annotated[str, BeforeValidator(_trim), AfterValidator(_password_length)]
+    password: Annotated[str, Trimmed, AfterValidator(_password_length)]
 
 
-class SignIn(_Body):
+class SignIn(RequestBody):
     email: Email
-    password: Annotated[str, BeforeValidator(_trim), AfterValidator(_non_empty)]
+    password: Annotated[str, Trimmed, AfterValidator(_non_empty)]
 
 
 class UserPublic(BaseModel):

@@ -10,11 +10,10 @@ from ticketing_common.events import OrderStatus, iso_utc
 from ticketing_common.ids import ObjectIdStr
 from ticketing_common.money import Price, from_cents
 from ticketing_common.mongo import Document
+from ticketing_common.schemas import RequestBody
 
 
-class OrderCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class OrderCreate(RequestBody):
     ticket_id: ObjectIdStr = Field(alias="ticketId")
 
 

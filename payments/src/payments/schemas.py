@@ -1,8 +1,9 @@
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from ticketing_common.mongo import is_object_id
+from ticketing_common.schemas import RequestBody, Trimmed
 
 # What Stripe.js `createToken` gives (`tok_`), a card id (`card_`) or a PaymentMethod (`pm_`).
 TOKEN_PREFIXES = ("tok_", "card_", "pm_")
@@ -10,10 +11,6 @@ TOKEN_PREFIXES = ("tok_", "card_", "pm_")
 # sent on it is not read as one: a `tok_` goes into the URL path, which localstripe
 # refuses past 8 KiB with a plain-text 400 that the stripe library reports as an outage.
 TOKEN_MAX_LENGTH = 255
-
-
-def _trim(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _token(value: str) -> str:
@@ -34,13 +31,9 @@ def _order_id(value: str) -> str:
     return value
 
 
-class PaymentCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-    token: Annotated[str, BeforeValidator(_trim), AfterValidator(_token)]
-    order_id: Annotated[str, BeforeValidator(_trim), AfterValidator(_order_id)] = Field(
-        alias="orderId"
-    )
+class PaymentCreate(RequestBody):
+    token: Annotated[str, Trimmed, AfterValidator(_token)]
+    order_id: Annotated[str, Trimmed, AfterValidator(_order_id)] = Field(alias="orderId")
 
 
 class PaymentPublic(BaseModel):

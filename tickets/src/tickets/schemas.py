@@ -2,16 +2,13 @@
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from ticketing_common.money import Price
+from ticketing_common.schemas import RequestBody, Trimmed
 
 TITLE_MAX_LENGTH = 200
-
-
-def _trim(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _title(value: str) -> str:
@@ -22,21 +19,15 @@ def _title(value: str) -> str:
     return value
 
 
-Title = Annotated[str, BeforeValidator(_trim), AfterValidator(_title)]
+Title = Annotated[str, Trimmed, AfterValidator(_title)]
 
 
-class _Body(BaseModel):
-    # strict: a number is not a title. Price parses on its own (numeric strings allowed,
-    # booleans refused).
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-
-class TicketCreate(_Body):
+class TicketCreate(RequestBody):
     title: Title
     price: Price
 
 
-class TicketUpdate(_Body):
+class TicketUpdate(RequestBody):
     # As the original: an update sends the whole ticket, both fields required.
     title: Title
     price: Price
