@@ -6,15 +6,19 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 BIN := .venv/bin
-# uv from PATH, else the one `make install` puts into $(PYTHON)'s user site.
-UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# The uv that creates .venv: PATH's, else the one `bootstrap` puts into $(PYTHON)'s user
+# site, always as an absolute path (a bare `uv` or `python3 -m uv` would resolve against
+# whatever PATH a recipe or a test runs with). Once .venv exists, everything uses the uv
+# inside it (a dev dependency), exported as UV to every command below.
+SYSTEM_UV = $(or $(shell command -v uv 2>/dev/null),$(shell $(PYTHON) -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null))
+export UV := $(abspath $(BIN))/uv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
 # Every top-level folder holding tests (one per workspace member, plus infra/).
 TEST_DIRS = $(wildcard */tests)
 
-.PHONY: help install dev lint test bench
+.PHONY: help bootstrap install dev lint test bench
 
 help:
 	@echo "make dev      run every service, NATS, Redis, localstripe and the gateway (Ctrl-C stops all)"
@@ -23,13 +27,19 @@ help:
 	@echo "make bench    load and latency figures of the running system (writes docs/benchmarks.md)"
 	@echo "make install  install what is missing (uv, the Python workspace, redis-server, nginx, chromium)"
 
-# Idempotent: each step does nothing when its tool is already there.
-install:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || { \
+# uv for the first sync, only when neither PATH nor the user site has one. A separate
+# target: make expands a recipe before running it, so SYSTEM_UV is read after this ran.
+bootstrap:
+	@[ -x $(UV) ] || command -v uv >/dev/null 2>&1 || $(PYTHON) -c 'import uv' 2>/dev/null || { \
 	  $(PYTHON) -m pip --version >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) python3-pip; }; \
 	  $(PYTHON) -m pip install --user --quiet uv 2>/dev/null \
 	    || $(PYTHON) -m pip install --user --quiet --break-system-packages uv; }
-	@$(UV) sync --all-packages --locked --quiet
+
+# Idempotent: each step does nothing when its tool is already there.
+install: bootstrap
+	@if [ -x $(UV) ]; then $(UV) sync --all-packages --locked --quiet; \
+	  else uv=$(SYSTEM_UV); [ -n "$$uv" ] || { echo "no uv found after bootstrap"; exit 1; }; \
+	  $$uv sync --all-packages --locked --quiet; fi
 	@missing=""; \
 	  { [ -x /usr/bin/redis-server ] || command -v redis-server; } >/dev/null || missing="$$missing redis-server"; \
 	  { [ -x /usr/sbin/nginx ] || command -v nginx; } >/dev/null || missing="$$missing nginx"; \

@@ -1,7 +1,7 @@
 """A fake gateway standing in for the API, and a browser-like client of the pages.
 
 The fake is a small FastAPI app reached through an httpx transport (the client's own
-seam: `create_app(api_transport=...)`). It answers as SPEC §3 says, knows users by the
+seam: `create_app(api_transport=...)`). It answers as docs/SPEC.md §3 says, knows users by the
 value of their `session` cookie, and records every request it receives.
 """
 

@@ -2,7 +2,7 @@
 
 One stack for the module (free gateway and localstripe ports), one Chromium; every user is
 a fresh browser context, so each has its own session cookie. Elements are found by their
-visible names (labels and button texts, SPEC §6). Every step leaves a screenshot in
+visible names (labels and button texts, docs/SPEC.md §6). Every step leaves a screenshot in
 `artifacts/browser/` at the repo root, named by test and step.
 """
 

@@ -1,7 +1,7 @@
 # Fixtures arrive by name and untyped, as the root config means tests to be (its
 # `*.tests.*` override does not match the `test_x` module names mypy gives them here).
 # mypy: disable-error-code="no-untyped-def"
-"""The pages of SPEC §6, rendered by the client against a fake gateway."""
+"""The pages (docs/SPEC.md §6), rendered by the client against a fake gateway."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one error shape (SPEC §1) on an app built like the services."""
+"""The one error shape on an app built like the services."""
 
 from contextlib import asynccontextmanager
 

@@ -1,4 +1,4 @@
-"""The event layer against a real JetStream server (SPEC §4 "Delivery" and "Publishing")."""
+"""The event layer against a real JetStream server (docs/SPEC.md §4, "Delivery" and "Publishing")."""
 
 import asyncio
 import logging

@@ -46,7 +46,7 @@ def dockerfiles() -> dict[str, Dockerfile]:
 
 @pytest.fixture(scope="session")
 def deployments(manifests: Manifests) -> dict[str, dict[str, Any]]:
-    """Each service's Deployment, found by the name SPEC §7 gives it."""
+    """Each service's Deployment, found by the name docs/SPEC.md §7 gives it."""
     return {s: manifests.named("Deployment", f"{s}-depl") for s in SERVICES}
 
 

@@ -36,7 +36,7 @@ from deployment_support import (
     target_package,
 )
 
-# SPEC §7, in the original's order.
+# docs/SPEC.md §7, in the original's order.
 SPEC_INGRESS = [
     ("/api/payments/?(.*)", "payments"),
     ("/api/users/?(.*)", "auth"),

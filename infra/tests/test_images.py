@@ -77,11 +77,9 @@ def dev_tools(service: str) -> set[str]:
 
 
 def uv_command() -> list[str]:
-    found = shutil.which("uv")
-    if found:
-        return [found]
-    # `make install` may have put uv into the system Python's user site instead.
-    return ["python3", "-m", "uv"]
+    # The workspace's own uv (a dev dependency), by absolute path: the replayed steps run
+    # with the image's PATH, on which a bare `uv` or `python3 -m uv` finds nothing.
+    return [os.environ.get("UV") or str(Path(sys.executable).parent / "uv")]
 
 
 class TestDockerfiles:

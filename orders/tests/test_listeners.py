@@ -1,4 +1,4 @@
-"""The orders listeners against a real JetStream (SPEC §4 handler rules)."""
+"""The orders listeners against a real JetStream (docs/SPEC.md §4, handler rules)."""
 
 import asyncio
 from typing import Any

@@ -166,7 +166,7 @@ class TestReservationAcrossServices:
 async def put_until_accepted(
     client: AsyncClient, ticket_id: str, owner: str, title: str, price: str
 ) -> int:
-    """PUT, retrying a lost optimistic-concurrency race (409) as SPEC §1 allows; the
+    """PUT, retrying a lost optimistic-concurrency race (409) as a 409 invites; the
     number of 409s."""
     conflicts = 0
     while True:

@@ -1,4 +1,4 @@
-"""Every orders row of SPEC §3 through HTTP, bad inputs included."""
+"""Every orders row of docs/SPEC.md §3 through HTTP, bad inputs included."""
 
 import asyncio
 import re

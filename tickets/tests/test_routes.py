@@ -1,4 +1,4 @@
-"""Every SPEC §3 tickets row through HTTP, bad inputs included."""
+"""Every tickets row of docs/SPEC.md §3 through HTTP, bad inputs included."""
 
 import asyncio
 from typing import Any

@@ -1,4 +1,4 @@
-"""What the client reads from the API (SPEC §3), and how the pages present it."""
+"""What the client reads from the API, and how the pages present it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pages of SPEC §6. Each asks the API on the browser's behalf and renders HTML."""
+"""The pages (docs/SPEC.md §6). Each asks the API on the browser's behalf and renders HTML."""
 
 from __future__ import annotations
 

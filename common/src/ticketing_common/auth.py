@@ -1,4 +1,4 @@
-"""The session cookie of SPEC §2: issue, clear and verify it; FastAPI dependencies.
+"""The session cookie (docs/SPEC.md §2): issue, clear and verify it; FastAPI dependencies.
 
 The cookie `session` holds base64 of `{"jwt": "<token>"}`. Only the auth service
 issues it; every service verifies it with the shared `JWT_KEY`. A missing, malformed,

@@ -18,7 +18,7 @@ class ServiceSettings(BaseSettings):
 
 
 class EventSettings(ServiceSettings):
-    """Broker settings of services on JetStream (SPEC §4)."""
+    """Broker settings of services on JetStream."""
 
     NATS_URL: str
     # Back-off between redeliveries of a failed event, and the give-up bound counted

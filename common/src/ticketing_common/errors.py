@@ -1,4 +1,4 @@
-"""The one error shape of the API (SPEC §1) and the handlers that render it.
+"""The one error shape of the API, `{"errors": [{"message", "field"?}]}`, and the handlers that render it.
 
 Routes raise an `AppError` subclass; `install_error_handlers` turns it, FastAPI's
 validation errors, unknown routes and unexpected exceptions into
@@ -153,7 +153,7 @@ def http_error(exc: StarletteHTTPException) -> AppError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error of `app` in the one error shape of SPEC §1."""
+    """Render every error of `app` in the one error shape."""
 
     @app.exception_handler(AppError)
     async def handle_app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -162,7 +162,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def handle_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI parses the body before it runs dependencies; a protected route still
-        # answers 401 first (SPEC §1), whatever the body holds.
+        # answers 401 first, before its body is validated, whatever the body holds.
         if _route_requires_user(request):
             from ticketing_common.auth import read_current_user
 

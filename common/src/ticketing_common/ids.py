@@ -1,4 +1,4 @@
-"""Record ids: MongoDB ObjectIds written as 24 lowercase hex characters (SPEC §3)."""
+"""Record ids: MongoDB ObjectIds written as 24 lowercase hex characters."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Prices: integer cents inside, `Decimal` at the edges, never float arithmetic.
 
 The API and the events carry a price as a JSON number in dollars with at most two
-decimals (SPEC §3, §4). Input may also be a numeric string such as "10.00".
+decimals (docs/SPEC.md §3, §4). Input may also be a numeric string such as "10.00".
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class Mongo:
 
 
 async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
-    """Connect to `uri`, retrying for `timeout` seconds (SPEC §5)."""
+    """Connect to `uri`, retrying for `timeout` seconds: a service waits this long for its database at start."""
     if uri.startswith(MEMORY_SCHEME):
         from mongomock_motor import AsyncMongoMockClient
 
@@ -94,7 +94,7 @@ def utcnow() -> datetime:
 
 
 def path_object_id(value: str) -> ObjectId:
-    """An id from a URL path; a malformed one is 404 (SPEC §3)."""
+    """An id from a URL path; a malformed one is 404, like an unknown one."""
     if not is_object_id(value):
         raise NotFoundError()
     return ObjectId(value)

@@ -1,4 +1,4 @@
-"""Replicas of another service's records, kept in step by its events (SPEC §4).
+"""Replicas of another service's records, kept in step by its events.
 
 A replica's `version` is its source's: a created-event stores it once, and each later
 event applies only on top of the version just before it, whatever order events arrive in.

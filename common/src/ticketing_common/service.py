@@ -23,7 +23,7 @@ ReadyCheck = Callable[[Request], Awaitable[dict[str, bool]]]
 
 
 class StripTrailingSlash:
-    """`/api/x/` answers like `/api/x`, without a redirect (SPEC §1)."""
+    """`/api/x/` answers like `/api/x`, without a redirect."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,7 +72,7 @@ def _invalid_text_at(value: Any, path: str = "") -> str | None:
 
 class RejectInvalidText:
     """A JSON body with a lone surrogate escape is 400 with the field, before any route
-    runs: such a string would otherwise fail deep inside a write (a 500, SPEC §1)."""
+    runs: such a string would otherwise fail deep inside a write (a 500)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -132,7 +132,7 @@ class EventRuntime:
         """Publish what earlier runs left in the outbox, keep doing so in the background,
         and put every consumer in place (before `/readyz` can say ready, so no event
         published earlier is missed). With an in-memory database the consumers are
-        recreated and replay the stream to rebuild the service's replicas (SPEC §4)."""
+        recreated and replay the stream to rebuild the service's replicas."""
         await self.outbox.create_indexes()
         await self.outbox.republish()
         self.outbox.start(self.settings.OUTBOX_INTERVAL_SECONDS)

@@ -34,7 +34,7 @@ from ticketing_common.testing.servers import (
 from ticketing_devstack.nginx import TEMPLATE, nginx_command, write_nginx_conf
 from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 
-# The HTTP services in start order, and what each reads from its environment (SPEC §5).
+# The HTTP services in start order, and what each reads from its environment.
 HTTP_SERVICES = ("auth", "tickets", "orders", "payments", "client")
 MONGO_SERVICES = ("auth", "tickets", "orders", "payments")
 NATS_SERVICES = ("tickets", "orders", "payments")
@@ -409,7 +409,7 @@ def _service_env(
     localstripe_url: str | None,
     gateway_url: str,
 ) -> dict[str, str]:
-    """The variables an HTTP service reads (SPEC §5), with make dev's defaults."""
+    """The variables an HTTP service reads, with make dev's defaults."""
     env: dict[str, str] = {}
     if name in SESSION_SERVICES:
         env["JWT_KEY"] = inputs.jwt_key

@@ -28,7 +28,7 @@ logger = logging.getLogger("expiration")
 EXPIRE_ORDER = "expiration.jobs.expire_order"
 HEALTH_CHECK_INTERVAL = 5  # seconds; the key lives one second longer
 JOB_COMPLETION_WAIT = 20  # seconds; within k8s' default 30 s grace period
-CONNECT_RETRY_SECONDS = 30  # SPEC §5: retry broker and database connections at start
+CONNECT_RETRY_SECONDS = 30  # a service retries its broker and database for this long at start
 
 # How long a job's result is kept; while it is, an `order:created` for the same order (a
 # redelivery, or orders re-publishing its outbox) finds it and schedules nothing.

@@ -1,6 +1,6 @@
 """All database access of the orders service: orders and the ticket replicas.
 
-Every check-and-write is one conditional single-document update (SPEC §4), retried
+Every check-and-write is one conditional single-document update (docs/SPEC.md §4), retried
 from a fresh read when another writer got there first.
 """
 
@@ -146,7 +146,7 @@ class Orders:
         )
 
     async def complete(self, order_id: ObjectId) -> tuple[Document | None, bool]:
-        """Mark an open order `complete` (paid), bumping its version. SPEC §4 has no
+        """Mark an open order `complete` (paid), bumping its version. docs/SPEC.md §4 has no
         event for it, so nothing is published."""
         return await self._transition(
             order_id, OPEN_STATUSES, {"status": OrderStatus.COMPLETE.value}, cancelled=False

@@ -1,4 +1,4 @@
-"""Paying an order once, and refunding a paid order that ended cancelled (SPEC §3, §4).
+"""Paying an order once, and refunding a paid order that ended cancelled.
 
 The claim (see `repository`) is taken before Stripe is called and the order is checked
 again after it, while the `order:cancelled` listener marks the replica cancelled before

@@ -15,7 +15,7 @@ from ticketing_common.mongo import Document
 class Ticket:
     """A ticket. `order_id` is the order holding it; `cancelled_order_ids` are orders
     whose cancel arrived while they did not hold it, so their late `order:created`
-    is ignored (SPEC §4)."""
+    is ignored."""
 
     id: str
     title: str

@@ -1,4 +1,4 @@
-"""Events of SPEC §4: subjects, payloads, and the JetStream publishers and listeners."""
+"""Events (docs/SPEC.md §4): subjects, payloads, and the JetStream publishers and listeners."""
 
 from ticketing_common.events.bus import EventBus, PublishError
 from ticketing_common.events.listener import Listener, RetryLater

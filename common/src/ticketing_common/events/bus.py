@@ -59,7 +59,7 @@ class EventBus:
         return self._nc
 
     async def connect(self, timeout: float = 30.0) -> None:
-        """Connect (retrying for `timeout` seconds, SPEC §5) and ensure the stream."""
+        """Connect (retrying for `timeout` seconds) and ensure the stream."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -151,7 +151,7 @@ class EventBus:
         """Create (or bind to) each listener's durable consumer and subscribe.
 
         `recreate` deletes the consumers first, so they replay the stream from the
-        start: with an in-memory database the service rebuilds its replicas (SPEC §4).
+        start: with an in-memory database the service rebuilds its replicas.
         """
         for listener in self._listeners:
             name = durable_name(self.service, listener.subject)

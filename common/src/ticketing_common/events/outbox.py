@@ -1,4 +1,4 @@
-"""The outbox of SPEC §4: a change and its events leave in one single-document write.
+"""The outbox: a change and its events leave in one single-document write.
 
 Each record document may hold an `outbox` array of events not yet acknowledged by the
 stream. A write appends its events in the same `insert_one` / `find_one_and_update` as

@@ -1,4 +1,4 @@
-"""Typed payloads of the six events (SPEC §4): camelCase on the wire, snake_case in code.
+"""Typed payloads of the six events (docs/SPEC.md §4): camelCase on the wire, snake_case in code.
 
 Each payload knows its subject and its message id (subject + id + version, or the
 order for events that have no version), so a retried publish is deduplicated.

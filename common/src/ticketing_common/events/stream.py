@@ -1,4 +1,4 @@
-"""The one TICKETING stream (SPEC §4), created or updated with the same config everywhere."""
+"""The one TICKETING stream, created or updated with the same config everywhere."""
 
 from __future__ import annotations
 

@@ -19,5 +19,5 @@ class OrderStatus(StrEnum):
     COMPLETE = "complete"
 
 
-# Statuses that hold a ticket (SPEC §3).
+# Statuses that hold a ticket: an order in one of them reserves it.
 HOLDING_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT, OrderStatus.COMPLETE)

@@ -1,4 +1,4 @@
-"""Listeners of the payments service (SPEC §4 handler rules)."""
+"""Listeners of the payments service (docs/SPEC.md §4, handler rules)."""
 
 from __future__ import annotations
 

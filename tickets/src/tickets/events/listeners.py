@@ -1,4 +1,4 @@
-"""`order:created` and `order:cancelled` as SPEC §4's handler rules for tickets.
+"""`order:created` and `order:cancelled` as the handler rules of docs/SPEC.md §4 for tickets.
 
 The two listeners run concurrently and events may come in any order or twice; each
 check-and-write is one conditional update, and a write that matches nothing (another
