@@ -1,4 +1,4 @@
-"""The event layer against a real JetStream server (docs/SPEC.md §4, "Delivery" and "Publishing")."""
+"""The event layer against a real JetStream server (docs/SPEC.md §4: delivery, publishing)."""
 
 import asyncio
 import logging

@@ -1,4 +1,4 @@
-"""Each manifest is valid Kubernetes on its own, and the workloads are shaped as docs/SPEC.md §7 says."""
+"""Each manifest is valid Kubernetes on its own, and the workloads are shaped as SPEC.md §7 says."""
 
 from __future__ import annotations
 

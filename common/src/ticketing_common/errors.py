@@ -1,4 +1,5 @@
-"""The one error shape of the API, `{"errors": [{"message", "field"?}]}`, and the handlers that render it.
+"""The one error shape of the API, `{"errors": [{"message", "field"?}]}`, and the handlers
+that render it.
 
 Routes raise an `AppError` subclass; `install_error_handlers` turns it, FastAPI's
 validation errors, unknown routes and unexpected exceptions into

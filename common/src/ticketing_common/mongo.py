@@ -56,7 +56,7 @@ class Mongo:
 
 
 async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
-    """Connect to `uri`, retrying for `timeout` seconds: a service waits this long for its database at start."""
+    """Connect to `uri`, retrying for `timeout` seconds (a database still starting)."""
     if uri.startswith(MEMORY_SCHEME):
         from mongomock_motor import AsyncMongoMockClient
 
