@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
-from unittest import mock
 
 from httpx import AsyncClient
 
@@ -17,7 +14,7 @@ from ticketing_common.events import (
 )
 from ticketing_common.mongo import Mongo
 from ticketing_common.testing import random_id
-from ticketing_common.testing.database import connect_yielding, yielding_database
+from ticketing_common.testing.database import connect_yielding
 from ticketing_common.testing.http import signed_in
 
 ORDERS = "/api/orders"
@@ -37,27 +34,20 @@ class SecondReplicaMongo(Mongo):
         return None
 
 
-@contextmanager
-def shared_database(*app_modules: str) -> Iterator[None]:
-    """Orders apps created inside share one yielding in-memory database, like replicas of
-    the service on one MongoDB: the first creates the durable consumers afresh, the others
-    join them as further members of each queue group.
+class SharedDatabase:
+    """One yielding in-memory database for several orders apps, like replicas of the
+    service on one MongoDB: pass `connect` to each one's `create_app`. The first app opens
+    it and creates the durable consumers afresh; the others join them as further members
+    of each queue group (and leave closing the database to the first)."""
 
-    Other apps named in `app_modules` get a yielding database of their own.
-    """
-    first: list[Mongo] = []
+    def __init__(self) -> None:
+        self._first: Mongo | None = None
 
-    async def connect_orders(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
-        if not first:
-            first.append(await connect_yielding(uri, default_db, timeout))
-            return first[0]
-        return SecondReplicaMongo(first[0].client, first[0].db, in_memory=False)
-
-    with ExitStack() as stack:
-        if app_modules:
-            stack.enter_context(yielding_database(*app_modules))
-        stack.enter_context(mock.patch("orders.app.connect_mongo", connect_orders))
-        yield
+    async def connect(self, uri: str, default_db: str) -> Mongo:
+        if self._first is None:
+            self._first = await connect_yielding(uri, default_db)
+            return self._first
+        return SecondReplicaMongo(self._first.client, self._first.db, in_memory=False)
 
 
 # HTTP helpers -----------------------------------------------------------------------

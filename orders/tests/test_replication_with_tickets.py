@@ -11,8 +11,8 @@ import pytest
 from httpx import AsyncClient, Response
 from orders_support import (
     ORDERS,
+    SharedDatabase,
     place_order,
-    shared_database,
     show_order,
 )
 
@@ -22,6 +22,7 @@ from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_common.testing import random_id
 from ticketing_common.testing.app import running_client, service_settings
+from ticketing_common.testing.database import connect_yielding
 from ticketing_common.testing.events import eventually
 from ticketing_common.testing.http import signed_in
 from ticketing_common.testing.stream import Probe, probe_on
@@ -44,19 +45,22 @@ async def running_services(url: str, orders_replicas: int = 1) -> AsyncIterator[
     durable consumers) on the stream at `url`. Every database gives the event loop away
     at each call, as a networked driver does, so concurrent requests and handlers
     interleave between their reads and writes."""
-    with shared_database("tickets.app"):
-        async with AsyncExitStack() as stack:
-            tickets = await stack.enter_async_context(
-                running_client(create_tickets_app(service_settings(TicketsSettings, url)))
-            )
-            orders = [
-                await stack.enter_async_context(
-                    running_client(create_orders_app(service_settings(OrdersSettings, url)))
+    shared = SharedDatabase()
+    async with AsyncExitStack() as stack:
+        tickets_app = create_tickets_app(
+            service_settings(TicketsSettings, url), connect=connect_yielding
+        )
+        tickets = await stack.enter_async_context(running_client(tickets_app))
+        orders = [
+            await stack.enter_async_context(
+                running_client(
+                    create_orders_app(service_settings(OrdersSettings, url), connect=shared.connect)
                 )
-                for _ in range(orders_replicas)
-            ]
-            probe = await stack.enter_async_context(probe_on(url, SERVICE))
-            yield Services(tickets, orders[0], probe)
+            )
+            for _ in range(orders_replicas)
+        ]
+        probe = await stack.enter_async_context(probe_on(url, SERVICE))
+        yield Services(tickets, orders[0], probe)
 
 
 @pytest.fixture

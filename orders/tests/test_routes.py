@@ -22,7 +22,7 @@ from orders.repository import Orders
 from ticketing_common.events import Subjects
 from ticketing_common.testing import random_id
 from ticketing_common.testing.app import running_client, service_settings
-from ticketing_common.testing.database import yielding_database
+from ticketing_common.testing.database import connect_yielding
 from ticketing_common.testing.http import errors, fields, signed_in
 from ticketing_common.testing.stream import Probe, probe_on
 
@@ -229,28 +229,27 @@ class TestCreateOrder:
     async def test_concurrent_orders_for_one_ticket_give_one_201(self, settings: Settings) -> None:
         # Every database call yields to the event loop, as a networked driver does, so the
         # 20 requests interleave between their reads and their writes.
-        with yielding_database("orders.app"):
-            async with (
-                running_client(create_app(settings)) as client,
-                probe_on(settings.NATS_URL, SERVICE) as probe,
-            ):
-                ticket_id = await seed_ticket(probe)
-                responses = await asyncio.gather(
-                    *(
-                        client.post(
-                            ORDERS, json={"ticketId": ticket_id}, headers=signed_in(random_id())
-                        )
-                        for _ in range(20)
+        async with (
+            running_client(create_app(settings, connect=connect_yielding)) as client,
+            probe_on(settings.NATS_URL, SERVICE) as probe,
+        ):
+            ticket_id = await seed_ticket(probe)
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        ORDERS, json={"ticketId": ticket_id}, headers=signed_in(random_id())
                     )
+                    for _ in range(20)
                 )
-                statuses = sorted(response.status_code for response in responses)
-                assert statuses == [201] + [400] * 19
-                for response in responses:
-                    if response.status_code == 400:
-                        assert errors(response) == [{"message": "Ticket is already reserved"}]
-                winner = next(r.json() for r in responses if r.status_code == 201)
-                stored = await probe.stored(Subjects.ORDER_CREATED)
-                assert [message.data["id"] for message in stored] == [winner["id"]]
+            )
+            statuses = sorted(response.status_code for response in responses)
+            assert statuses == [201] + [400] * 19
+            for response in responses:
+                if response.status_code == 400:
+                    assert errors(response) == [{"message": "Ticket is already reserved"}]
+            winner = next(r.json() for r in responses if r.status_code == 201)
+            stored = await probe.stored(Subjects.ORDER_CREATED)
+            assert [message.data["id"] for message in stored] == [winner["id"]]
 
 
 class TestListOrders:

@@ -24,7 +24,7 @@ from payments.app import create_app
 from payments.config import Settings
 from payments.repository import OrderReplicas, Payments
 from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent
-from ticketing_common.mongo import Document, utcnow
+from ticketing_common.mongo import Document, MongoConnector, connect_mongo, utcnow
 from ticketing_common.testing import free_port, random_id
 from ticketing_common.testing.app import service_settings
 from ticketing_common.testing.servers import LocalStripeServer
@@ -216,8 +216,10 @@ class Service:
 
 
 @asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[Service]:
-    app = create_app(settings)
+async def running_service(
+    settings: Settings, connect: MongoConnector = connect_mongo
+) -> AsyncIterator[Service]:
+    app = create_app(settings, connect=connect)
     async with (
         LifespanManager(app, startup_timeout=30) as manager,
         AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,

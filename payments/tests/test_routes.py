@@ -21,7 +21,7 @@ from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.mongo import utcnow
 from ticketing_common.testing import free_port, random_id
-from ticketing_common.testing.database import yielding_database
+from ticketing_common.testing.database import connect_yielding
 from ticketing_common.testing.http import errors, fields, signed_in
 from ticketing_common.testing.stream import Probe
 
@@ -223,14 +223,13 @@ class TestConcurrentPayments:
     async def test_ten_concurrent_requests_give_one_201_and_one_payment_intent(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        with yielding_database("payments.app"):
-            async with running_service(settings) as service:
-                user = random_id()
-                order_id = await seed_order(service, probe, user)
+        async with running_service(settings, connect_yielding) as service:
+            user = random_id()
+            order_id = await seed_order(service, probe, user)
 
-                responses = await asyncio.gather(
-                    *(service.pay(order_id, "pm_card_visa", signed_in(user)) for _ in range(10))
-                )
+            responses = await asyncio.gather(
+                *(service.pay(order_id, "pm_card_visa", signed_in(user)) for _ in range(10))
+            )
 
         statuses = sorted(response.status_code for response in responses)
         assert statuses == [201] + [400] * 9
@@ -242,15 +241,14 @@ class TestConcurrentPayments:
     async def test_concurrent_token_payments_retrieve_and_charge_once(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        with yielding_database("payments.app"):
-            async with running_service(settings) as service:
-                user = random_id()
-                order_id = await seed_order(service, probe, user)
-                tokens = [(await localstripe.card_token())["id"] for _ in range(5)]
+        async with running_service(settings, connect_yielding) as service:
+            user = random_id()
+            order_id = await seed_order(service, probe, user)
+            tokens = [(await localstripe.card_token())["id"] for _ in range(5)]
 
-                responses = await asyncio.gather(
-                    *(service.pay(order_id, token, signed_in(user)) for token in tokens)
-                )
+            responses = await asyncio.gather(
+                *(service.pay(order_id, token, signed_in(user)) for token in tokens)
+            )
 
         assert sorted(r.status_code for r in responses) == [201] + [400] * 4
         assert len(await localstripe.payment_intents()) == 1

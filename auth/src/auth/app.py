@@ -9,16 +9,19 @@ from auth.passwords import Passwords
 from auth.repository import Users
 from auth.routes import router
 from ticketing_common.auth import SessionCodec
-from ticketing_common.mongo import connect_mongo
+from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import new_app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
+) -> FastAPI:
+    """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect_mongo(settings.MONGO_URI, "auth")
+        mongo = await connect(settings.MONGO_URI, "auth")
         users = Users(mongo.db.users)
         await users.create_indexes()
         passwords = Passwords(settings.ARGON2_TIME_COST, settings.ARGON2_MEMORY_KIB)

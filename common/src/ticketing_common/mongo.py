@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -78,6 +79,11 @@ async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mon
             raise RuntimeError(f"database at {uri!r} unreachable for {timeout:.0f}s")
         await asyncio.sleep(1)
     return mongo
+
+
+# How a service opens its database, called as `connect(MONGO_URI, default_db)`: the
+# services' `create_app(settings, connect=...)` takes one, `connect_mongo` by default.
+MongoConnector: TypeAlias = Callable[[str, str], Awaitable[Mongo]]
 
 
 def as_utc(value: datetime) -> datetime:

@@ -14,16 +14,19 @@ from orders.events.listeners import (
 from orders.repository import Orders, TicketReplicas
 from orders.routes import router
 from ticketing_common.auth import SessionCodec
-from ticketing_common.mongo import connect_mongo
+from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
+) -> FastAPI:
+    """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect_mongo(settings.MONGO_URI, SERVICE)
+        mongo = await connect(settings.MONGO_URI, SERVICE)
         try:
             async with event_runtime(SERVICE, settings, mongo, [mongo.db.orders]) as events:
                 orders = Orders(mongo.db.orders, events.outbox)

@@ -11,16 +11,19 @@ from payments.gateway import StripeGateway
 from payments.repository import OrderReplicas, Payments
 from payments.routes import router
 from ticketing_common.auth import SessionCodec
-from ticketing_common.mongo import connect_mongo
+from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
+) -> FastAPI:
+    """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect_mongo(settings.MONGO_URI, SERVICE)
+        mongo = await connect(settings.MONGO_URI, SERVICE)
         gateway = StripeGateway(
             settings.STRIPE_KEY,
             settings.STRIPE_API_BASE,

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ticketing_common.auth import SessionCodec
-from ticketing_common.mongo import connect_mongo
+from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
 from tickets.config import SERVICE, Settings, get_settings
 from tickets.events.listeners import OrderCancelledListener, OrderCreatedListener
@@ -14,12 +14,15 @@ from tickets.repository import Tickets
 from tickets.routes import router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
+) -> FastAPI:
+    """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect_mongo(settings.MONGO_URI, SERVICE)
+        mongo = await connect(settings.MONGO_URI, SERVICE)
         try:
             async with event_runtime(SERVICE, settings, mongo, [mongo.db.tickets]) as events:
                 tickets = Tickets(mongo.db.tickets, events.outbox)

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
-from unittest import mock
 
 from ticketing_common.mongo import Mongo, connect_mongo
 
@@ -55,16 +52,7 @@ class YieldingDatabase:
 
 
 async def connect_yielding(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
-    """`connect_mongo` for an in-memory `uri`, its database wrapped in `YieldingDatabase`."""
+    """`connect_mongo` for an in-memory `uri`, its database wrapped in `YieldingDatabase`:
+    pass it as `create_app(settings, connect=connect_yielding)`."""
     mongo = await connect_mongo(uri, default_db, timeout)
     return Mongo(client=mongo.client, db=YieldingDatabase(mongo.db), in_memory=True)
-
-
-@contextmanager
-def yielding_database(app_module: str, *more: str) -> Iterator[None]:
-    """Apps of the modules named (`"orders.app"`, ...: each patched where it imports
-    `connect_mongo`) created inside get an in-memory database that yields at every call."""
-    with ExitStack() as stack:
-        for module in (app_module, *more):
-            stack.enter_context(mock.patch(f"{module}.connect_mongo", connect_yielding))
-        yield
