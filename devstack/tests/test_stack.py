@@ -52,7 +52,8 @@ class TestStack:
     def test_not_ready_while_one_service_cannot_start(self) -> None:
         # auth keeps retrying a database that is not there, so it never serves /readyz.
         nowhere = f"mongodb://127.0.0.1:{free_port()}/auth?serverSelectionTimeoutMS=300"
-        stack = Stack({"AUTH_MONGO_URI": nowhere})
+        # A real database needs a real key (the dev key runs only on memory://).
+        stack = Stack({"AUTH_MONGO_URI": nowhere, "JWT_KEY": "k" * 40})
         stack.start()
         try:
             others = [spec for name, spec in stack.processes.items() if name != "auth"]

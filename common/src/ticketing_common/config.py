@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Self, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEY = "dev-only-jwt-key-change-me-0123456789abcdef"
+# HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
+MIN_JWT_KEY_BYTES = 32
 
 
 class ServiceSettings(BaseSettings):
     """Base of every service's settings: fields are named like the environment variables."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    @model_validator(mode="after")
+    def _strong_session_key(self) -> Self:
+        """A short `JWT_KEY`, or the public dev key, runs only on an in-memory database
+        (dev and tests), never where the data outlives the process."""
+        key = getattr(self, "JWT_KEY", None)
+        uri = getattr(self, "MONGO_URI", None)
+        if not isinstance(key, str) or (isinstance(uri, str) and uri.startswith("memory://")):
+            return self
+        if key == DEV_JWT_KEY:
+            raise ValueError(
+                "invalid environment variable JWT_KEY: the public dev-only key runs only "
+                "with MONGO_URI=memory://"
+            )
+        if len(key.encode()) < MIN_JWT_KEY_BYTES:
+            raise ValueError(
+                f"invalid environment variable JWT_KEY: must be at least {MIN_JWT_KEY_BYTES} "
+                "bytes unless MONGO_URI=memory://"
+            )
+        return self
 
 
 class EventSettings(ServiceSettings):
@@ -43,7 +65,9 @@ def load_settings(cls: type[S], service: str) -> S:
         problems = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "missing":
+            if not name:  # a check across variables says which itself
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+            elif err["type"] == "missing":
                 problems.append(f"missing required environment variable {name}")
             else:
                 problems.append(f"invalid environment variable {name}: {err['msg']}")
