@@ -1,7 +1,6 @@
 import importlib
 
-# Fixtures shared by every package's tests (real nats-server / redis-server on free ports).
-pytest_plugins = ["ticketing_common.testing.fixtures"]
+# The shared fixtures come from the ticketing_testing plugin (its `pytest11` entry point).
 
 # pytest's importlib mode names test modules after their folders (`auth.tests.test_routes`)
 # and would register `auth` as an empty namespace package, hiding the real service

@@ -13,8 +13,9 @@ from nats.aio.msg import Msg
 
 from ticketing_common.events import EventBus, Listener, Outbox, TicketCreatedEvent
 from ticketing_common.mongo import connect_mongo
-from ticketing_common.testing import NatsServer, random_id
-from ticketing_common.testing.events import event_settings
+from ticketing_devstack.servers import NatsServer
+from ticketing_testing import random_id
+from ticketing_testing.events import event_settings
 
 
 class Counter(Listener[TicketCreatedEvent]):

@@ -15,8 +15,9 @@ import sys
 import time
 
 from ticketing_common.events import EventBus, TicketCreatedEvent
-from ticketing_common.testing import NatsServer, random_id
-from ticketing_common.testing.events import event_settings
+from ticketing_devstack.servers import NatsServer
+from ticketing_testing import random_id
+from ticketing_testing.events import event_settings
 
 
 def ticket() -> TicketCreatedEvent:

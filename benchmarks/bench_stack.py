@@ -47,10 +47,10 @@ from pathlib import Path
 
 import httpx
 
-from ticketing_common.testing.servers import find_binary, free_port, wait_for_port
 from ticketing_devstack.nginx import nginx_command, write_nginx_conf
 from ticketing_devstack.plan import DEV_STRIPE_KEY, ProcessSpec, stop_process
 from ticketing_devstack.routes import Route
+from ticketing_devstack.servers import find_binary, free_port, wait_for_port
 from ticketing_devstack.stack import Stack
 
 HERE = Path(__file__).resolve().parent

@@ -1,12 +1,12 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from auth.app import create_app
 from auth.config import Settings
-from ticketing_common.testing import TEST_JWT_KEY
+from ticketing_testing import TEST_JWT_KEY
+from ticketing_testing.services import running_client
 
 
 @pytest.fixture
@@ -23,9 +23,6 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        AsyncClient(transport=ASGITransport(manager.app), base_url="https://test") as http,
-    ):
+    # https: the session cookie is Secure (COOKIE_SECURE).
+    async with running_client(create_app(settings), base_url="https://test") as http:
         yield http

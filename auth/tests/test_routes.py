@@ -7,7 +7,7 @@ import jwt
 import pytest
 from httpx import AsyncClient
 
-from ticketing_common.testing import TEST_JWT_KEY, cookie_for
+from ticketing_testing import TEST_JWT_KEY, cookie_for
 
 SIGNUP = "/api/users/signup"
 SIGNIN = "/api/users/signin"

@@ -5,7 +5,7 @@ import pytest
 from auth.app import create_app
 from auth.config import get_settings
 from ticketing_common.config import DEV_JWT_KEY
-from ticketing_common.testing import TEST_JWT_KEY
+from ticketing_testing import TEST_JWT_KEY
 
 REAL_DB = "mongodb://auth-mongo-srv:27017/auth"
 
@@ -47,11 +47,11 @@ def test_weak_key_with_a_real_database_refuses_to_start_in_one_line(
 def test_key_of_32_bytes_or_more_starts_with_a_real_database(environment, key):
     environment(key, REAL_DB)
 
-    assert get_settings().JWT_KEY == key
+    assert key == get_settings().JWT_KEY
 
 
 @pytest.mark.parametrize("key", ["k", DEV_JWT_KEY])
 def test_in_memory_database_accepts_any_key_for_dev_and_tests(environment, key):
     environment(key, "memory://")
 
-    assert get_settings().JWT_KEY == key
+    assert key == get_settings().JWT_KEY

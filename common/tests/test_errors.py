@@ -10,7 +10,7 @@ from ticketing_common.auth import RequireUser, SessionCodec
 from ticketing_common.errors import ConflictError
 from ticketing_common.money import Price
 from ticketing_common.service import new_app
-from ticketing_common.testing import TEST_JWT_KEY, cookie_for
+from ticketing_testing import TEST_JWT_KEY, cookie_for
 
 
 class Body(BaseModel):

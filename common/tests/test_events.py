@@ -19,8 +19,8 @@ from ticketing_common.events import (
     outbox_entry,
 )
 from ticketing_common.mongo import connect_mongo
-from ticketing_common.testing import random_id
-from ticketing_common.testing.events import event_settings, eventually
+from ticketing_testing import random_id
+from ticketing_testing.events import event_settings, eventually
 
 
 def ticket(version: int = 0, price: object = "19.99") -> TicketCreatedEvent:

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ticketing_common.testing.servers import find_binary, free_port, wait_for_port
 from ticketing_devstack.nginx import nginx_command, write_nginx_conf
 from ticketing_devstack.plan import ProcessSpec, stop_process
 from ticketing_devstack.routes import load_routes
+from ticketing_devstack.servers import find_binary, free_port, wait_for_port
 
 
 class Upstream:

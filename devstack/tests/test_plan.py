@@ -11,11 +11,11 @@ import pytest
 from honcho.environ import parse_procfile
 
 from ticketing_common.config import DEV_JWT_KEY
-from ticketing_common.testing.servers import free_port, wait_for_port
 from ticketing_devstack.nginx import TEMPLATE
 from ticketing_devstack.plan import DevstackError, Plan, build_plan, stop_process
 from ticketing_devstack.probes import wait_until_ready
 from ticketing_devstack.routes import ROUTES_FILE, repo_root
+from ticketing_devstack.servers import free_port, wait_for_port
 
 ALL = ("auth", "tickets", "orders", "payments", "client")
 

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from ticketing_common.testing.servers import free_port
 from ticketing_devstack.probes import wait_until_ready
+from ticketing_devstack.servers import free_port
 from ticketing_devstack.stack import Stack, StackError
 
 

@@ -14,18 +14,11 @@ from datetime import datetime
 import httpx
 from arq.connections import RedisSettings, create_pool
 from arq.jobs import Job, JobStatus
-from e2e_support import (
-    Processes,
-    TicketSeller,
-    order_ticket,
-    poll,
-    processes,
-    sell,
-    wait_for_status,
-)
 
 from expiration.jobs import expiration_job_id
-from ticketing_common.testing import cookie_for
+from ticketing_testing import cookie_for
+from ticketing_testing.processes import Processes, processes
+from ticketing_testing.remote import TicketSeller, order_ticket, poll, sell, wait_for_status
 
 # Quick redeliveries, so a test waits for seconds, not for production's back-off.
 FAST_EVENTS = {

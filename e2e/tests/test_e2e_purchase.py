@@ -13,19 +13,18 @@ from datetime import datetime
 
 import httpx
 import pytest
-from e2e_support import (
+
+from ticketing_devstack.stack import Stack
+from ticketing_testing.remote import (
     listed_ticket_ids,
     order_ticket,
     pay,
-    payment_intents_for,
     poll,
     sell,
     sign_up,
-    stripe_list,
     wait_for_status,
 )
-
-from ticketing_devstack.stack import Stack
+from ticketing_testing.stripe import payment_intents_for, stripe_list
 
 EXPIRATION_WINDOW_SECONDS = 6
 

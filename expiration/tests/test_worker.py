@@ -32,13 +32,13 @@ from ticketing_common.events import (
     STREAM_NAME,
     EventBus,
     OrderCreatedEvent,
-    OrderStatus,
     durable_name,
     ensure_stream,
 )
-from ticketing_common.events.payloads import OrderTicketRef
-from ticketing_common.testing import NatsServer, random_id
-from ticketing_common.testing.events import eventually
+from ticketing_devstack.servers import NatsServer
+from ticketing_testing import random_id
+from ticketing_testing.events import eventually
+from ticketing_testing.factories import order_created
 
 EXPIRATION_COMPLETE = "expiration:complete"
 ORDER_CREATED = "order:created"
@@ -95,21 +95,10 @@ async def nc(settings: Settings) -> AsyncIterator[NATS]:
 # Helpers ----------------------------------------------------------------------------------
 
 
-def order_created(order_id: str, expires_at: datetime) -> OrderCreatedEvent:
-    return OrderCreatedEvent(
-        id=order_id,
-        version=0,
-        status=OrderStatus.CREATED,
-        user_id=random_id(),
-        expires_at=expires_at,
-        ticket=OrderTicketRef(id=random_id(), price="19.99"),
-    )
-
-
 async def publish_order_created(
     js: JetStreamContext, order_id: str, expires_at: datetime, msg_id: str | None = None
 ) -> None:
-    event = order_created(order_id, expires_at)
+    event = order_created(order_id=order_id, expires_at=expires_at)
     ack = await js.publish(
         ORDER_CREATED, event.to_json(), headers={"Nats-Msg-Id": msg_id or event.message_id()}
     )

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# pytest's importlib mode keeps test folders off sys.path; the tests share one helper
-# module, so put this folder on it.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from deployment_support import (
+from ticketing_testing.deployment import (
     ROOT,
     SERVICES,
     Dockerfile,

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from deployment_support import (
+
+from ticketing_testing.deployment import (
     HTTP_SERVICES,
     ROOT,
     SECRET_VALUES,

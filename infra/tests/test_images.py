@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployment_support import (
+
+from ticketing_testing.deployment import (
     HTTP_SERVICES,
     K8S,
     ROOT,

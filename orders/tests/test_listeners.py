@@ -4,20 +4,18 @@ import asyncio
 from typing import Any
 
 from httpx import AsyncClient
-from orders_support import (
-    ORDERS,
+
+from ticketing_common.events import Subjects
+from ticketing_testing import random_id
+from ticketing_testing.api import ORDERS, place_order, show_order
+from ticketing_testing.factories import (
     expiration_complete,
     payment_created,
-    place_order,
-    show_order,
     ticket_created,
     ticket_updated,
 )
-
-from ticketing_common.events import Subjects
-from ticketing_common.testing import random_id
-from ticketing_common.testing.http import errors, signed_in
-from ticketing_common.testing.stream import Probe
+from ticketing_testing.http import errors, signed_in
+from ticketing_testing.stream import Probe
 
 
 async def replica(client: AsyncClient, ticket_id: str) -> dict[str, Any]:

@@ -9,23 +9,18 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
-from orders_support import (
-    ORDERS,
-    SharedDatabase,
-    place_order,
-    show_order,
-)
 
 from orders.app import create_app as create_orders_app
 from orders.config import SERVICE
 from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
-from ticketing_common.testing import random_id
-from ticketing_common.testing.app import running_client, service_settings
-from ticketing_common.testing.database import connect_yielding
-from ticketing_common.testing.events import eventually
-from ticketing_common.testing.http import signed_in
-from ticketing_common.testing.stream import Probe, probe_on
+from ticketing_testing import random_id
+from ticketing_testing.api import ORDERS, place_order, show_order
+from ticketing_testing.database import SharedDatabase, connect_yielding
+from ticketing_testing.events import eventually
+from ticketing_testing.http import signed_in
+from ticketing_testing.services import running_client, service_settings
+from ticketing_testing.stream import Probe, probe_on
 from tickets.app import create_app as create_tickets_app
 from tickets.config import Settings as TicketsSettings
 

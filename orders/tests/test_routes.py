@@ -7,24 +7,18 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from orders_support import (
-    ORDERS,
-    payment_created,
-    place_order,
-    show_order,
-    ticket_created,
-    ticket_updated,
-)
 
 from orders.app import create_app
 from orders.config import SERVICE, Settings, get_settings
 from orders.repository import Orders
 from ticketing_common.events import Subjects
-from ticketing_common.testing import random_id
-from ticketing_common.testing.app import running_client, service_settings
-from ticketing_common.testing.database import connect_yielding
-from ticketing_common.testing.http import errors, fields, signed_in
-from ticketing_common.testing.stream import Probe, probe_on
+from ticketing_testing import random_id
+from ticketing_testing.api import ORDERS, place_order, show_order
+from ticketing_testing.database import connect_yielding
+from ticketing_testing.factories import payment_created, ticket_created, ticket_updated
+from ticketing_testing.http import errors, fields, signed_in
+from ticketing_testing.services import running_client, service_settings
+from ticketing_testing.stream import Probe, probe_on
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

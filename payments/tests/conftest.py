@@ -1,17 +1,18 @@
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-# pytest's importlib mode keeps test folders off sys.path; the tests share one helper
-# module, named after the service so it cannot shadow another package's.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from payments_support import LocalStripe, Service, payments_settings, running_service
-
+from payments.app import create_app
 from payments.config import SERVICE, Settings
-from ticketing_common.testing.stream import Probe, probe_on
+from ticketing_testing.checkout import PaymentsService, payments_settings, running_payments
+from ticketing_testing.services import ServiceUnderTest
+from ticketing_testing.stripe import LocalStripe
+
+
+@pytest.fixture
+def service_under_test() -> ServiceUnderTest[Settings]:
+    """The service the plugin's `probe` (and `client`) fixtures are for."""
+    return ServiceUnderTest(SERVICE, Settings, create_app)
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +33,11 @@ async def localstripe(localstripe_server: LocalStripe) -> LocalStripe:
 
 @pytest.fixture
 def settings(jetstream_clean: str, localstripe: LocalStripe) -> Settings:
+    """The plugin's settings, paying through localstripe."""
     return payments_settings(jetstream_clean, localstripe.url)
 
 
 @pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[Service]:
-    async with running_service(settings) as running:
+async def service(settings: Settings) -> AsyncIterator[PaymentsService]:
+    async with running_payments(settings) as running:
         yield running
-
-
-@pytest.fixture
-async def probe(jetstream_clean: str) -> AsyncIterator[Probe]:
-    async with probe_on(jetstream_clean, SERVICE) as connected:
-        yield connected

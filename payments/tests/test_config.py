@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from payments.config import Settings, get_settings
-from ticketing_common.testing import TEST_JWT_KEY
+from ticketing_testing import TEST_JWT_KEY
 
 REQUIRED = {
     "JWT_KEY": TEST_JWT_KEY,

@@ -1,30 +1,27 @@
 import asyncio
 
-from payments_support import (
-    LocalStripe,
-    Service,
-    order_cancelled,
-    order_created,
-    payments_settings,
-    running_service,
-    seed_order,
-    stripe_proxy,
-)
-
 from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
-from ticketing_common.testing import random_id
-from ticketing_common.testing.events import eventually
-from ticketing_common.testing.http import errors, signed_in
-from ticketing_common.testing.stream import Probe
+from ticketing_testing import random_id
+from ticketing_testing.checkout import (
+    PaymentsService,
+    payments_settings,
+    running_payments,
+    seed_order,
+)
+from ticketing_testing.events import eventually
+from ticketing_testing.factories import order_cancelled, order_created
+from ticketing_testing.http import errors, signed_in
+from ticketing_testing.stream import Probe
+from ticketing_testing.stripe import LocalStripe, stripe_proxy
 
 
 class TestOrderCreatedListener:
     async def test_new_order_is_replicated_with_its_price_in_cents(
-        self, service: Service, probe: Probe
+        self, service: PaymentsService, probe: Probe
     ) -> None:
         user = random_id()
-        event = order_created(user, price=19.99)
+        event = order_created(user_id=user, price=19.99)
 
         await probe.publish_and_wait(event)
 
@@ -35,13 +32,13 @@ class TestOrderCreatedListener:
         assert replica["expiresAt"] == event.expires_at
 
     async def test_duplicate_order_created_changes_nothing(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
-        event = order_created(user, price="10.00")
+        event = order_created(user_id=user, price="10.00")
         await probe.publish(event)
         # A redelivery that differs (say, a bug upstream) must not overwrite the replica.
-        altered = order_created(user, price="99.00", order_id=event.id)
+        altered = order_created(user_id=user, price="99.00", order_id=event.id)
         await probe.publish_and_wait(altered, msg_id="redelivered")
 
         assert (await service.pay(event.id, "pm_card_visa", signed_in(user))).status_code == 201
@@ -51,7 +48,7 @@ class TestOrderCreatedListener:
 
 class TestOrderCancelledListener:
     async def test_cancelled_event_marks_the_replica_cancelled_at_its_version(
-        self, service: Service, probe: Probe
+        self, service: PaymentsService, probe: Probe
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
 
@@ -62,10 +59,10 @@ class TestOrderCancelledListener:
         assert (replica["status"], replica["version"]) == ("cancelled", 1)
 
     async def test_cancelled_before_created_waits_for_the_replica(
-        self, service: Service, probe: Probe
+        self, service: PaymentsService, probe: Probe
     ) -> None:
         user = random_id()
-        created = order_created(user)
+        created = order_created(user_id=user)
         await probe.publish(order_cancelled(created.id, version=1))
         await asyncio.sleep(0.3)
         assert await service.replica(created.id) is None
@@ -82,7 +79,7 @@ class TestOrderCancelledListener:
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
 
     async def test_version_gap_is_retried_until_the_gap_is_filled(
-        self, service: Service, probe: Probe
+        self, service: PaymentsService, probe: Probe
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
 
@@ -104,7 +101,7 @@ class TestOrderCancelledListener:
         await eventually(lambda: _unacked_is(probe, 0), what="the held event to be acked")
 
     async def test_stale_cancelled_is_acked_without_change(
-        self, service: Service, probe: Probe
+        self, service: PaymentsService, probe: Probe
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
         await probe.publish_and_wait(order_cancelled(order_id, version=1))
@@ -115,7 +112,7 @@ class TestOrderCancelledListener:
         assert replica is not None and replica["version"] == 1
 
     async def test_paid_order_that_ends_cancelled_is_refunded(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=19.99)
@@ -133,7 +130,7 @@ class TestOrderCancelledListener:
         assert payment["refundId"] == refund["id"]
 
     async def test_redelivered_cancel_of_a_refunded_order_refunds_once(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -146,7 +143,7 @@ class TestOrderCancelledListener:
         assert len(await localstripe.refunds(intent["id"])) == 1
 
     async def test_unpaid_cancelled_order_refunds_nothing(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -163,7 +160,7 @@ class TestOrderCancelledListener:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.gate.clear()  # the charge is on its way to Stripe, and stays there
@@ -196,7 +193,7 @@ class TestOrderCancelledListener:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 await probe.publish_and_wait(order_cancelled(order_id, version=1))
@@ -211,7 +208,7 @@ class TestOrderCancelledListener:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_after"

@@ -4,33 +4,32 @@ from typing import Any
 
 import httpx
 import pytest
-from payments_support import (
-    PAYMENTS,
-    STRIPE_KEY,
-    LocalStripe,
-    Service,
-    order_cancelled,
-    payments_settings,
-    running_service,
-    seed_order,
-    stripe_proxy,
-)
 
 from payments.config import Settings
 from payments.repository import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.mongo import utcnow
-from ticketing_common.testing import free_port, random_id
-from ticketing_common.testing.database import connect_yielding
-from ticketing_common.testing.http import errors, fields, signed_in
-from ticketing_common.testing.stream import Probe
+from ticketing_devstack.servers import free_port
+from ticketing_testing import random_id
+from ticketing_testing.api import PAYMENTS
+from ticketing_testing.checkout import (
+    PaymentsService,
+    payments_settings,
+    running_payments,
+    seed_order,
+)
+from ticketing_testing.database import connect_yielding
+from ticketing_testing.factories import order_cancelled
+from ticketing_testing.http import errors, fields, signed_in
+from ticketing_testing.stream import Probe
+from ticketing_testing.stripe import TEST_STRIPE_KEY, LocalStripe, stripe_proxy
 
 DECLINED = "Your card was declined."
 ALREADY_PAID = [{"message": "Order is already paid"}]
 UNAVAILABLE = [{"message": "Payment provider unavailable"}]
 
 
-async def age_claim(service: Service, order_id: str) -> None:
+async def age_claim(service: PaymentsService, order_id: str) -> None:
     """Make the order's claim look as old as an abandoned one."""
     timeout: float = service.state["settings"].PAYMENT_CLAIM_TIMEOUT_SECONDS
     claimed_at = utcnow() - timedelta(seconds=timeout + 1)
@@ -45,7 +44,7 @@ async def payment_events(probe: Probe) -> list[Any]:
 
 class TestCreatePayment:
     async def test_payment_charges_the_exact_amount_in_cents(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=19.99)
@@ -70,7 +69,12 @@ class TestCreatePayment:
         ("price", "amount"), [("0.57", 57), (1.1, 110), ("999999.99", 99999999), (20, 2000)]
     )
     async def test_amount_is_exact_for_prices_floats_get_wrong(
-        self, service: Service, probe: Probe, localstripe: LocalStripe, price: Any, amount: int
+        self,
+        service: PaymentsService,
+        probe: Probe,
+        localstripe: LocalStripe,
+        price: Any,
+        amount: int,
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user, price=price)
@@ -81,7 +85,7 @@ class TestCreatePayment:
         assert intent["amount"] == amount
 
     async def test_payment_created_is_published_once_with_its_payload(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -97,7 +101,7 @@ class TestCreatePayment:
         assert len(await payment_events(probe)) == 1
 
     async def test_card_token_from_stripe_js_pays_with_its_card(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -111,7 +115,7 @@ class TestCreatePayment:
         assert intent["status"] == "succeeded"
 
     async def test_card_id_pays(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -123,7 +127,7 @@ class TestCreatePayment:
         assert intent["payment_method"] == card_id
 
     async def test_declined_card_is_400_with_stripes_message_and_records_nothing(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -136,7 +140,7 @@ class TestCreatePayment:
         assert await payment_events(probe) == []
 
     async def test_declined_token_card_is_400(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -148,7 +152,7 @@ class TestCreatePayment:
         assert errors(response) == [{"message": DECLINED}]
 
     async def test_order_stays_payable_after_a_decline(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -163,7 +167,7 @@ class TestCreatePayment:
         assert event == {"id": retried.json()["id"], "orderId": order_id, "stripeId": intent["id"]}
 
     async def test_card_needing_authentication_is_400_and_its_intent_cancelled(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -179,7 +183,7 @@ class TestCreatePayment:
         assert (await service.pay(order_id, "pm_card_visa", signed_in(user))).status_code == 201
 
     async def test_unknown_token_is_400_with_field_and_records_nothing(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -192,7 +196,7 @@ class TestCreatePayment:
         assert await localstripe.succeeded_intents() == []
 
     async def test_paid_order_is_400_already_paid(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -205,7 +209,7 @@ class TestCreatePayment:
         assert len(await localstripe.payment_intents()) == 1
 
     async def test_trailing_slash_answers_the_same(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -223,7 +227,7 @@ class TestConcurrentPayments:
     async def test_ten_concurrent_requests_give_one_201_and_one_payment_intent(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        async with running_service(settings, connect_yielding) as service:
+        async with running_payments(settings, connect_yielding) as service:
             user = random_id()
             order_id = await seed_order(service, probe, user)
 
@@ -241,7 +245,7 @@ class TestConcurrentPayments:
     async def test_concurrent_token_payments_retrieve_and_charge_once(
         self, settings: Settings, probe: Probe, localstripe: LocalStripe
     ) -> None:
-        async with running_service(settings, connect_yielding) as service:
+        async with running_payments(settings, connect_yielding) as service:
             user = random_id()
             order_id = await seed_order(service, probe, user)
             tokens = [(await localstripe.card_token())["id"] for _ in range(5)]
@@ -260,7 +264,7 @@ class TestIdempotency:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 declined = await service.pay(
@@ -289,7 +293,7 @@ class TestProviderOutage:
         self, jetstream_clean: str, probe: Probe
     ) -> None:
         settings = payments_settings(jetstream_clean, f"http://127.0.0.1:{free_port()}")
-        async with running_service(settings) as service:
+        async with running_payments(settings) as service:
             user = random_id()
             order_id = await seed_order(service, probe, user)
 
@@ -305,7 +309,7 @@ class TestProviderOutage:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_after"  # Stripe charges, the answer is lost
@@ -335,7 +339,7 @@ class TestProviderOutage:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 proxy.mode = "fail_before"
@@ -355,7 +359,7 @@ class TestProviderOutage:
 
 
 class TestPaymentRules:
-    async def test_signed_out_is_401(self, service: Service, probe: Probe) -> None:
+    async def test_signed_out_is_401(self, service: PaymentsService, probe: Probe) -> None:
         order_id = await seed_order(service, probe, random_id())
 
         response = await service.post({"token": "pm_card_visa", "orderId": order_id})
@@ -365,20 +369,20 @@ class TestPaymentRules:
 
     @pytest.mark.parametrize("body", [{}, {"token": 5}, [], "text"])
     async def test_signed_out_is_401_before_the_body_is_validated(
-        self, service: Service, body: Any
+        self, service: PaymentsService, body: Any
     ) -> None:
         response = await service.post(body)
 
         assert response.status_code == 401
         assert errors(response) == [{"message": "Not authorized"}]
 
-    async def test_missing_fields_are_400_one_entry_each(self, service: Service) -> None:
+    async def test_missing_fields_are_400_one_entry_each(self, service: PaymentsService) -> None:
         response = await service.post({}, signed_in())
 
         assert response.status_code == 400
         assert fields(response) == ["orderId", "token"]
 
-    async def test_empty_fields_are_400_one_entry_each(self, service: Service) -> None:
+    async def test_empty_fields_are_400_one_entry_each(self, service: PaymentsService) -> None:
         response = await service.post({"token": " ", "orderId": ""}, signed_in())
 
         assert response.status_code == 400
@@ -396,7 +400,9 @@ class TestPaymentRules:
             {"token": True, "orderId": False},
         ],
     )
-    async def test_wrong_types_are_400_with_fields(self, service: Service, body: Any) -> None:
+    async def test_wrong_types_are_400_with_fields(
+        self, service: PaymentsService, body: Any
+    ) -> None:
         response = await service.post(body, signed_in())
 
         assert response.status_code == 400
@@ -404,7 +410,7 @@ class TestPaymentRules:
 
     @pytest.mark.parametrize("token", ["abc", "sk_test_123", "src_123", "TOK_123", "tok"])
     async def test_token_without_a_stripe_prefix_is_400_with_field(
-        self, service: Service, token: str
+        self, service: PaymentsService, token: str
     ) -> None:
         response = await service.post({"token": token, "orderId": random_id()}, signed_in())
 
@@ -413,7 +419,7 @@ class TestPaymentRules:
 
     @pytest.mark.parametrize("prefix", ["tok_", "card_", "pm_"])
     async def test_token_longer_than_a_stripe_id_is_400_with_field_and_not_sent(
-        self, service: Service, probe: Probe, localstripe: LocalStripe, prefix: str
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe, prefix: str
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -430,14 +436,14 @@ class TestPaymentRules:
 
     @pytest.mark.parametrize("order_id", ["123", "z" * 24, random_id().upper(), random_id() + "0"])
     async def test_order_id_that_is_not_an_object_id_is_400_with_field(
-        self, service: Service, order_id: str
+        self, service: PaymentsService, order_id: str
     ) -> None:
         response = await service.post({"token": "pm_card_visa", "orderId": order_id}, signed_in())
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Order id must be a valid id", "field": "orderId"}]
 
-    async def test_snake_case_order_id_is_not_accepted(self, service: Service) -> None:
+    async def test_snake_case_order_id_is_not_accepted(self, service: PaymentsService) -> None:
         response = await service.post(
             {"token": "pm_card_visa", "order_id": random_id()}, signed_in()
         )
@@ -445,7 +451,7 @@ class TestPaymentRules:
         assert response.status_code == 400
         assert fields(response) == ["orderId"]
 
-    async def test_malformed_json_is_400_without_field(self, service: Service) -> None:
+    async def test_malformed_json_is_400_without_field(self, service: PaymentsService) -> None:
         response = await service.http.post(
             PAYMENTS,
             content=b'{"token": "pm_card_visa", ',
@@ -457,21 +463,21 @@ class TestPaymentRules:
 
     @pytest.mark.parametrize("body", [[], "text", 3, None, ["pm_card_visa"]])
     async def test_body_that_is_not_an_object_is_400_without_field(
-        self, service: Service, body: Any
+        self, service: PaymentsService, body: Any
     ) -> None:
         response = await service.post(body, signed_in())
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body must be a JSON object"}]
 
-    async def test_unknown_order_is_404(self, service: Service) -> None:
+    async def test_unknown_order_is_404(self, service: PaymentsService) -> None:
         response = await service.pay(random_id(), "pm_card_visa", signed_in())
 
         assert response.status_code == 404
         assert errors(response) == [{"message": "Not Found"}]
 
     async def test_someone_elses_order_is_401(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         order_id = await seed_order(service, probe, random_id())
 
@@ -482,7 +488,7 @@ class TestPaymentRules:
         assert await localstripe.payment_intents() == []
 
     async def test_cancelled_order_is_400(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -495,7 +501,7 @@ class TestPaymentRules:
         assert await localstripe.payment_intents() == []
 
     async def test_order_past_its_expiry_is_400(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(
@@ -509,7 +515,7 @@ class TestPaymentRules:
         assert await localstripe.payment_intents() == []
 
     async def test_rules_answer_in_order_of_the_spec(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         owner = random_id()
         order_id = await seed_order(service, probe, owner, expires_at=utcnow() - timedelta(1))
@@ -526,13 +532,13 @@ class TestPaymentRules:
 
 
 class TestHealth:
-    async def test_health_and_readiness(self, service: Service) -> None:
+    async def test_health_and_readiness(self, service: PaymentsService) -> None:
         assert (await service.http.get("/healthz")).status_code == 200
         ready = await service.http.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"database": True, "events": True}
 
-    async def test_wrong_method_is_405(self, service: Service) -> None:
+    async def test_wrong_method_is_405(self, service: PaymentsService) -> None:
         response = await service.http.get(PAYMENTS)
         assert response.status_code == 405
         assert errors(response) == [{"message": "Method not allowed"}]
@@ -545,7 +551,7 @@ class TestRefusedAmount:
         message = "Amount must be at least $0.50 usd"
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user, price="0.10")
                 error = {"type": "invalid_request_error", "param": "amount", "message": message}
@@ -567,7 +573,7 @@ class TestRefusedAmount:
 class TestInterruptedAttempts:
     async def test_order_cancelled_between_check_and_claim_is_400_and_not_charged(
         self,
-        service: Service,
+        service: PaymentsService,
         probe: Probe,
         localstripe: LocalStripe,
         monkeypatch: pytest.MonkeyPatch,
@@ -597,7 +603,7 @@ class TestInterruptedAttempts:
         assert await service.payment(order_id) is None
 
     async def test_claim_of_a_request_that_died_before_charging_is_freed_after_the_timeout(
-        self, service: Service, probe: Probe, localstripe: LocalStripe
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
     ) -> None:
         user = random_id()
         order_id = await seed_order(service, probe, user)
@@ -616,7 +622,7 @@ class TestInterruptedAttempts:
     ) -> None:
         async with stripe_proxy(localstripe.url) as proxy:
             settings = payments_settings(jetstream_clean, proxy.url)
-            async with running_service(settings) as service:
+            async with running_payments(settings) as service:
                 user = random_id()
                 order_id = await seed_order(service, probe, user)
                 # A request claimed, recorded its attempt, sent it to Stripe (which
@@ -625,7 +631,7 @@ class TestInterruptedAttempts:
                 assert claim is not None
                 await service.payments.record_attempt(claim, "pm_card_visa", 1999)
                 key = f"pay:{order_id}:{claim['claimId']}"
-                async with httpx.AsyncClient(auth=(STRIPE_KEY, "")) as stripe_http:
+                async with httpx.AsyncClient(auth=(TEST_STRIPE_KEY, "")) as stripe_http:
                     sent = await stripe_http.post(
                         proxy.url + "/v1/payment_intents",
                         headers={"Idempotency-Key": key},

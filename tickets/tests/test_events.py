@@ -9,20 +9,16 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from tickets_support import (
-    TICKETS,
-    create_ticket,
-    deliver,
-    order_cancelled,
-    order_created,
-)
 
 from ticketing_common.events import Subjects, TicketCreatedEvent
-from ticketing_common.testing import NatsServer, random_id
-from ticketing_common.testing.app import running_client, service_settings
-from ticketing_common.testing.events import eventually
-from ticketing_common.testing.http import signed_in
-from ticketing_common.testing.stream import Probe, probe_on
+from ticketing_devstack.servers import NatsServer
+from ticketing_testing import random_id
+from ticketing_testing.api import TICKETS, create_ticket
+from ticketing_testing.events import eventually
+from ticketing_testing.factories import order_cancelled, order_created
+from ticketing_testing.http import signed_in
+from ticketing_testing.services import running_client, service_settings
+from ticketing_testing.stream import Probe, deliver, probe_on
 from tickets.app import create_app
 from tickets.config import SERVICE, Settings
 
@@ -111,7 +107,7 @@ class TestOrderCreatedListener:
     ) -> None:
         owner = random_id()
         created = await create_ticket(client, owner, title="gig", price="35.10")
-        event = order_created(created["id"])
+        event = order_created(ticket_id=created["id"])
         await deliver(probe, event)
         assert await ticket(client, created["id"]) == {**created, "version": 1, "orderId": event.id}
         assert await updates_of(probe, created["id"]) == [
@@ -131,7 +127,7 @@ class TestOrderCreatedListener:
     ) -> None:
         created = await create_ticket(client, random_id())
         await probe.watch(Subjects.TICKET_UPDATED)
-        event = order_created(created["id"])
+        event = order_created(ticket_id=created["id"])
         await deliver(probe, event)
         # The same event again (a fresh message id, so the stream keeps it): a redelivery.
         await deliver(probe, event, msg_id=f"redelivery-{random_id()}")
@@ -153,14 +149,14 @@ class TestOrderCreatedListener:
         self, client: AsyncClient, probe: Probe
     ) -> None:
         created = await create_ticket(client, random_id())
-        first = order_created(created["id"])
+        first = order_created(ticket_id=created["id"])
         await deliver(probe, first)
-        second = order_created(created["id"])
+        second = order_created(ticket_id=created["id"])
         await probe.publish(second)
         await asyncio.sleep(0.3)  # several redeliveries of `second` meanwhile
         assert (await ticket(client, created["id"]))["orderId"] == first.id
 
-        await probe.publish(order_cancelled(created["id"], first.id))
+        await probe.publish(order_cancelled(first.id, ticket_id=created["id"]))
 
         async def taken_by_second() -> bool:
             return (await ticket(client, created["id"])).get("orderId") == second.id
@@ -180,8 +176,8 @@ class TestOrderCreatedListener:
     ) -> None:
         unknown = random_id()
         with caplog.at_level(logging.WARNING, logger="tickets.events"):
-            await deliver(probe, order_created(unknown))
-            await deliver(probe, order_cancelled(unknown, random_id()))
+            await deliver(probe, order_created(ticket_id=unknown))
+            await deliver(probe, order_cancelled(random_id(), ticket_id=unknown))
         assert sum(unknown in record.getMessage() for record in caplog.records) == 2
         assert await probe.stored(Subjects.TICKET_UPDATED) == []
 
@@ -193,7 +189,7 @@ class TestOrderCreatedListener:
             Subjects.ORDER_CREATED.value, b'{"id": "nope"}', headers={"Nats-Msg-Id": "bad-1"}
         )
         await probe.wait_handled(Subjects.ORDER_CREATED, bad.seq)
-        await deliver(probe, order_created(created["id"]))
+        await deliver(probe, order_created(ticket_id=created["id"]))
         assert (await ticket(client, created["id"]))["version"] == 1
 
 
@@ -203,9 +199,9 @@ class TestOrderCancelledListener:
     ) -> None:
         owner = random_id()
         created = await create_ticket(client, owner, price=12)
-        event = order_created(created["id"])
+        event = order_created(ticket_id=created["id"])
         await deliver(probe, event)
-        await deliver(probe, order_cancelled(created["id"], event.id))
+        await deliver(probe, order_cancelled(event.id, ticket_id=created["id"]))
 
         assert await ticket(client, created["id"]) == {**created, "version": 2}
         released = (await updates_of(probe, created["id"]))[-1]
@@ -227,9 +223,9 @@ class TestOrderCancelledListener:
 
     async def test_duplicate_cancel_is_harmless(self, client: AsyncClient, probe: Probe) -> None:
         created = await create_ticket(client, random_id())
-        event = order_created(created["id"])
+        event = order_created(ticket_id=created["id"])
         await deliver(probe, event)
-        cancel = order_cancelled(created["id"], event.id)
+        cancel = order_cancelled(event.id, ticket_id=created["id"])
         await deliver(probe, cancel)
         await deliver(probe, cancel, msg_id=f"redelivery-{random_id()}")
         assert (await ticket(client, created["id"]))["version"] == 2
@@ -239,9 +235,9 @@ class TestOrderCancelledListener:
         self, client: AsyncClient, probe: Probe
     ) -> None:
         created = await create_ticket(client, random_id())
-        event = order_created(created["id"])
+        event = order_created(ticket_id=created["id"])
         await deliver(probe, event)
-        await deliver(probe, order_cancelled(created["id"], event.id))
+        await deliver(probe, order_cancelled(event.id, ticket_id=created["id"]))
         await deliver(probe, event, msg_id=f"redelivery-{random_id()}")
         body = await ticket(client, created["id"])
         assert "orderId" not in body
@@ -252,8 +248,8 @@ class TestOrderCancelledListener:
         self, client: AsyncClient, probe: Probe
     ) -> None:
         created = await create_ticket(client, random_id())
-        event = order_created(created["id"])
-        await deliver(probe, order_cancelled(created["id"], event.id))
+        event = order_created(ticket_id=created["id"])
+        await deliver(probe, order_cancelled(event.id, ticket_id=created["id"]))
         assert await ticket(client, created["id"]) == created
         await deliver(probe, event)
         assert await ticket(client, created["id"]) == created
@@ -264,10 +260,10 @@ class TestOrderCancelledListener:
         self, client: AsyncClient, probe: Probe
     ) -> None:
         created = await create_ticket(client, random_id())
-        holder = order_created(created["id"])
+        holder = order_created(ticket_id=created["id"])
         await deliver(probe, holder)
-        other = order_created(created["id"])
-        await deliver(probe, order_cancelled(created["id"], other.id))
+        other = order_created(ticket_id=created["id"])
+        await deliver(probe, order_cancelled(other.id, ticket_id=created["id"]))
         assert await ticket(client, created["id"]) == {
             **created,
             "version": 1,
@@ -285,8 +281,8 @@ class TestOrderCancelledListener:
         tickets = [await create_ticket(client, owner, title=f"t{i}") for i in range(20)]
         publishes = []
         for created in tickets:
-            event = order_created(created["id"])
-            pair = [event, order_cancelled(created["id"], event.id)]
+            event = order_created(ticket_id=created["id"])
+            pair = [event, order_cancelled(event.id, ticket_id=created["id"])]
             random.shuffle(pair)
             publishes.extend(pair)
         acks = await asyncio.gather(*(probe.publish(event) for event in publishes))

@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from tickets_support import TICKETS, create_ticket, reserve
 
 from ticketing_common.events import STREAM_NAME, Subjects
-from ticketing_common.testing import random_id
-from ticketing_common.testing.http import errors, fields, signed_in
-from ticketing_common.testing.stream import Probe
+from ticketing_testing import random_id
+from ticketing_testing.api import TICKETS, create_ticket
+from ticketing_testing.http import errors, fields, signed_in
+from ticketing_testing.stream import Probe, reserve
 from tickets.repository import Tickets
 
 JSON = {"content-type": "application/json"}

@@ -1,5 +1,5 @@
-"""`python -m ticketing_common.testing.localstripe_server --port P`: localstripe for tests
-and `make dev` (started through `servers.LocalStripeServer`).
+"""`python -m ticketing_devstack.localstripe_server --port P`: localstripe for `make dev`
+and the tests (started through `servers.LocalStripeServer`).
 
 Loopback only, fresh state, nothing written to disk: localstripe's own launcher binds every
 interface, reloads `/tmp/localstripe.pickle` and pickles its whole store after each write

@@ -24,15 +24,15 @@ from typing import IO, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.config import DEV_JWT_KEY
-from ticketing_common.testing.servers import (
+from ticketing_devstack.nginx import TEMPLATE, nginx_command, write_nginx_conf
+from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
+from ticketing_devstack.servers import (
     LocalStripeServer,
     NatsServer,
     RedisServer,
     find_binary,
     free_port,
 )
-from ticketing_devstack.nginx import TEMPLATE, nginx_command, write_nginx_conf
-from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 
 # The HTTP services in start order, and what each reads from its environment.
 HTTP_SERVICES = ("auth", "tickets", "orders", "payments", "client")

@@ -1,5 +1,5 @@
-"""Real nats-server, redis-server and localstripe processes on free ports, for tests and
-`make dev`."""
+"""Real nats-server, redis-server and localstripe processes on free ports, for `make dev`
+and the tests (whose fixtures in `ticketing_testing.fixtures` start them)."""
 
 from __future__ import annotations
 
@@ -138,5 +138,5 @@ class LocalStripeServer(_Server):
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        launcher = "ticketing_common.testing.localstripe_server"
+        launcher = "ticketing_devstack.localstripe_server"
         return [sys.executable, "-m", launcher, "--port", str(self.port)]

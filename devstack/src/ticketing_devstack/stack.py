@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from ticketing_common.testing.servers import free_port
 from ticketing_devstack.plan import Plan, ProcessSpec, build_plan
 from ticketing_devstack.runner import kill_run, run_processes
+from ticketing_devstack.servers import free_port
 
 # Variables that would point a test stack at shared servers or real Stripe; a Stack only
 # takes them from its `env` argument.

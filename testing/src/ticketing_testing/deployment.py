@@ -1,6 +1,7 @@
-"""The deployment as data: manifests, skaffold.yaml, Dockerfiles, and how traffic flows.
+"""The deployment as data: manifests, skaffold.yaml, Dockerfiles, the build context, and
+how traffic flows (for the tests in infra/tests).
 
-Everything here reads files; nothing needs a cluster or a Docker engine.
+Everything here reads files of the checkout; nothing needs a cluster or a Docker engine.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ticketing_devstack.routes import load_routes
+from ticketing_devstack.routes import load_routes, repo_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = repo_root()
 K8S = ROOT / "infra" / "k8s"
 ROUTES_TOML = ROOT / "infra" / "gateway" / "routes.toml"
 

@@ -1,73 +1,56 @@
-"""Helpers of the orders tests: replicas on one database, requests, events."""
+"""The events other services publish, as a test hands them to the service under test
+(through `Probe.publish`): every field filled, random ids for the ones a test leaves out."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
-
-from httpx import AsyncClient
 
 from ticketing_common.events import (
     ExpirationCompleteEvent,
+    OrderCancelledEvent,
+    OrderCreatedEvent,
+    OrderStatus,
     PaymentCreatedEvent,
     TicketCreatedEvent,
     TicketUpdatedEvent,
 )
-from ticketing_common.mongo import Mongo
-from ticketing_common.testing import random_id
-from ticketing_common.testing.database import connect_yielding
-from ticketing_common.testing.http import signed_in
+from ticketing_common.mongo import utcnow
+from ticketing_testing.session import random_id
 
-ORDERS = "/api/orders"
-
-
-# Replicas on one database ---------------------------------------------------------
+# What orders gives an order to be paid in (its EXPIRATION_WINDOW_SECONDS default).
+ORDER_WINDOW = timedelta(minutes=15)
 
 
-class SecondReplicaMongo(Mongo):
-    """Another process's view of a database someone else opened and will close."""
-
-    async def ping(self) -> bool:
-        await self.db.list_collection_names()
-        return True
-
-    async def close(self) -> None:
-        return None
-
-
-class SharedDatabase:
-    """One yielding in-memory database for several orders apps, like replicas of the
-    service on one MongoDB: pass `connect` to each one's `create_app`. The first app opens
-    it and creates the durable consumers afresh; the others join them as further members
-    of each queue group (and leave closing the database to the first)."""
-
-    def __init__(self) -> None:
-        self._first: Mongo | None = None
-
-    async def connect(self, uri: str, default_db: str) -> Mongo:
-        if self._first is None:
-            self._first = await connect_yielding(uri, default_db)
-            return self._first
-        return SecondReplicaMongo(self._first.client, self._first.db, in_memory=False)
+def order_created(
+    *,
+    order_id: str | None = None,
+    ticket_id: str | None = None,
+    user_id: str | None = None,
+    price: Any = "20",
+    expires_at: datetime | None = None,
+    version: int = 0,
+) -> OrderCreatedEvent:
+    """`order:created` as orders publishes it: the order holds the ticket until
+    `expires_at` (ORDER_WINDOW from now by default)."""
+    return OrderCreatedEvent.model_validate(
+        {
+            "id": order_id or random_id(),
+            "version": version,
+            "status": OrderStatus.CREATED,
+            "userId": user_id or random_id(),
+            "expiresAt": expires_at or utcnow() + ORDER_WINDOW,
+            "ticket": {"id": ticket_id or random_id(), "price": price},
+        }
+    )
 
 
-# HTTP helpers -----------------------------------------------------------------------
-
-
-async def place_order(client: AsyncClient, ticket_id: str, user_id: str) -> dict[str, Any]:
-    response = await client.post(ORDERS, json={"ticketId": ticket_id}, headers=signed_in(user_id))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def show_order(client: AsyncClient, order_id: str, user_id: str) -> dict[str, Any]:
-    response = await client.get(f"{ORDERS}/{order_id}", headers=signed_in(user_id))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-# Events -------------------------------------------------------------------------------
+def order_cancelled(
+    order_id: str, *, ticket_id: str | None = None, version: int = 1
+) -> OrderCancelledEvent:
+    return OrderCancelledEvent.model_validate(
+        {"id": order_id, "version": version, "ticket": {"id": ticket_id or random_id()}}
+    )
 
 
 def ticket_created(

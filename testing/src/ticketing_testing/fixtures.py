@@ -1,8 +1,15 @@
-"""pytest fixtures shared by every service's tests (loaded by the root conftest.py).
+"""The pytest plugin (the `pytest11` entry point `ticketing_testing`): fixtures every test
+folder can use.
 
 `nats_url` / `redis_url` are session-wide servers: those of `NATS_URL` / `REDIS_URL`
-when set, else our own on free ports. `jetstream_clean` empties the TICKETING stream in
-place (drops its consumers, purges its messages) so each test starts from an empty stream.
+when set, else our own on free ports. `nats_server` is a private one a test may restart.
+`jetstream_clean` empties the TICKETING stream in place (drops its consumers, purges its
+messages) so each test starts from an empty stream.
+
+`settings`, `client` and `probe` are those of the service a test folder's conftest.py names
+in a `service_under_test` fixture (a `ServiceUnderTest`): its test-scale settings on the
+clean stream, an httpx client on its running app, and a `Probe` beside it. A conftest.py
+overrides any of them by defining a fixture of the same name.
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from httpx import AsyncClient
 
-from ticketing_common.testing.servers import NatsServer, RedisServer
+from ticketing_common.config import EventSettings
+from ticketing_devstack.servers import NatsServer, RedisServer
+from ticketing_testing.services import ServiceUnderTest, running_client, service_settings
+from ticketing_testing.stream import Probe, probe_on
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +85,32 @@ async def jetstream_clean(nats_url: str) -> AsyncIterator[str]:
         yield nats_url
     finally:
         await nc.close()
+
+
+# The service under test (named by the test folder's `service_under_test` fixture) --------
+
+
+@pytest.fixture
+def settings(
+    service_under_test: ServiceUnderTest[EventSettings], jetstream_clean: str
+) -> EventSettings:
+    """The service's settings for a test (`service_settings`) on the clean stream."""
+    return service_settings(service_under_test.settings_type, jetstream_clean)
+
+
+@pytest.fixture
+async def client(
+    service_under_test: ServiceUnderTest[EventSettings], settings: EventSettings
+) -> AsyncIterator[AsyncClient]:
+    """A client on the service's app built from `settings`, its lifespan running."""
+    async with running_client(service_under_test.create_app(settings)) as http:
+        yield http
+
+
+@pytest.fixture
+async def probe(
+    service_under_test: ServiceUnderTest[EventSettings], jetstream_clean: str
+) -> AsyncIterator[Probe]:
+    """A `Probe` on the clean stream beside the service (whose consumers it reads)."""
+    async with probe_on(jetstream_clean, service_under_test.name) as connected:
+        yield connected

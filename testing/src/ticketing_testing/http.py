@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ticketing_common.testing.session import cookie_for
+from ticketing_testing.session import cookie_for
 
 
 def signed_in(user_id: str | None = None) -> dict[str, str]:

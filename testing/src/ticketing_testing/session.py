@@ -1,3 +1,5 @@
+"""Sessions as auth issues them, signed with the tests' key."""
+
 from __future__ import annotations
 
 from bson import ObjectId

@@ -15,7 +15,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, PubAck
 
 from ticketing_common.events import STREAM_NAME, EventPayload, Subjects, durable_name
-from ticketing_common.testing.events import eventually
+from ticketing_testing.events import eventually
+from ticketing_testing.factories import order_created
 
 
 @dataclass
@@ -126,3 +127,18 @@ async def probe_on(url: str, service: str) -> AsyncIterator[Probe]:
         yield Probe(nc, service)
     finally:
         await nc.close()
+
+
+async def deliver(probe: Probe, event: EventPayload, msg_id: str | None = None) -> int:
+    """Publish `event` as its service would and wait until the probe's service has handled
+    it; the stream sequence."""
+    ack = await probe.publish_and_wait(event, msg_id)
+    return int(ack.seq)
+
+
+async def reserve(probe: Probe, ticket_id: str, order_id: str | None = None) -> str:
+    """Have an order take the ticket (`order:created`, handled by the probe's service, the
+    tickets service); the order id."""
+    event = order_created(ticket_id=ticket_id, order_id=order_id)
+    await deliver(probe, event)
+    return event.id

@@ -1,9 +1,10 @@
-"""Helpers of the payments tests: a real localstripe, a running app, the real stream.
+"""localstripe for tests, and a Stripe that misbehaves on demand.
 
-localstripe runs in its own process (`LocalStripeServer`: loopback, in memory). `StripeProxy` sits
-between the service and localstripe when a test needs Stripe to misbehave: it records
-each request, can hold or fail them, and plays Stripe's idempotency (a repeated
-`Idempotency-Key` gets the first answer), which localstripe itself ignores.
+localstripe runs in its own process (`LocalStripe`, a `LocalStripeServer`: loopback, in
+memory). `StripeProxy` sits between a service and localstripe when a test needs Stripe to
+misbehave: it records each request, can hold or fail them, and plays Stripe's idempotency
+(a repeated `Idempotency-Key` gets the first answer), which localstripe itself ignores.
+`stripe_list` and `payment_intents_for` read any localstripe (`make dev`'s) synchronously.
 """
 
 from __future__ import annotations
@@ -12,36 +13,29 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 from aiohttp import web
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient, Response
 
-from payments.app import create_app
-from payments.config import Settings
-from payments.repository import OrderReplicas, Payments
-from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent
-from ticketing_common.mongo import Document, MongoConnector, connect_mongo, utcnow
-from ticketing_common.testing import free_port, random_id
-from ticketing_common.testing.app import service_settings
-from ticketing_common.testing.servers import LocalStripeServer
-from ticketing_common.testing.stream import Probe
+from ticketing_devstack.plan import DEV_STRIPE_KEY
+from ticketing_devstack.servers import LocalStripeServer, free_port
 
-PAYMENTS = "/api/payments"
-STRIPE_KEY = "sk_test_payments"
+# The secret key the payments tests give the service (any `sk_test_...` suits localstripe).
+TEST_STRIPE_KEY = "sk_test_payments"
 
 
 # localstripe ---------------------------------------------------------------------------
 
 
 class LocalStripe(LocalStripeServer):
-    """A localstripe process on a free port, and what tests ask it directly."""
+    """A localstripe process on a free port, and what tests ask it directly (with `key`,
+    the one the service under test is given)."""
+
+    key = TEST_STRIPE_KEY
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        async with httpx.AsyncClient(base_url=self.url, auth=(STRIPE_KEY, "")) as http:
+        async with httpx.AsyncClient(base_url=self.url, auth=(self.key, "")) as http:
             response = await http.request(method, path, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
@@ -169,101 +163,37 @@ async def stripe_proxy(upstream: str) -> AsyncIterator[StripeProxy]:
         await runner.cleanup()
 
 
-# The service ---------------------------------------------------------------------------
+# Reading a running localstripe ---------------------------------------------------------
 
 
-def payments_settings(nats_url: str, stripe_base: str, **overrides: Any) -> Settings:
-    return service_settings(
-        Settings,
-        nats_url,
-        STRIPE_KEY=STRIPE_KEY,
-        STRIPE_API_BASE=stripe_base,
-        STRIPE_TIMEOUT_SECONDS=5.0,
-        PAYMENT_CLAIM_TIMEOUT_SECONDS=30.0,
-        **overrides,
-    )
+def stripe_list(
+    localstripe_url: str, resource: str, key: str = DEV_STRIPE_KEY
+) -> list[dict[str, Any]]:
+    """Every object of a localstripe list endpoint (`payment_intents`, `charges`), paged;
+    `key` is `make dev`'s unless given."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, str | int] = {"limit": 100}
+    while True:
+        response = httpx.get(
+            f"{localstripe_url}/v1/{resource}",
+            params=params,
+            auth=(key, ""),
+            trust_env=False,
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["data"])
+        if not page["has_more"]:
+            return items
+        params["starting_after"] = page["data"][-1]["id"]
 
 
-@dataclass
-class Service:
-    """A running payments app: its HTTP client and its lifespan state."""
-
-    http: AsyncClient
-    state: dict[str, Any]
-
-    @property
-    def orders(self) -> OrderReplicas:
-        orders: OrderReplicas = self.state["orders"]
-        return orders
-
-    @property
-    def payments(self) -> Payments:
-        payments: Payments = self.state["payments"]
-        return payments
-
-    async def pay(self, order_id: str, token: str, session: dict[str, str]) -> Response:
-        """POST a payment with `session` headers (`signed_in(user)`)."""
-        return await self.post({"token": token, "orderId": order_id}, session)
-
-    async def post(self, body: Any, session: dict[str, str] | None = None) -> Response:
-        return await self.http.post(PAYMENTS, json=body, headers=session)
-
-    async def replica(self, order_id: str) -> Document | None:
-        return await self.orders.get(order_id)
-
-    async def payment(self, order_id: str) -> Document | None:
-        return await self.payments.for_order(order_id)
-
-
-@asynccontextmanager
-async def running_service(
-    settings: Settings, connect: MongoConnector = connect_mongo
-) -> AsyncIterator[Service]:
-    app = create_app(settings, connect=connect)
-    async with (
-        LifespanManager(app, startup_timeout=30) as manager,
-        AsyncClient(transport=ASGITransport(manager.app), base_url="http://test") as http,
-    ):
-        yield Service(http=http, state=manager._state)
-
-
-# Events --------------------------------------------------------------------------------
-
-
-def order_created(
-    user_id: str,
-    price: Any = "19.99",
-    order_id: str | None = None,
-    expires_at: datetime | None = None,
-    version: int = 0,
-) -> OrderCreatedEvent:
-    return OrderCreatedEvent.model_validate(
-        {
-            "id": order_id or random_id(),
-            "version": version,
-            "status": "created",
-            "userId": user_id,
-            "expiresAt": (expires_at or utcnow() + timedelta(minutes=15)).isoformat(),
-            "ticket": {"id": random_id(), "price": price},
-        }
-    )
-
-
-def order_cancelled(order_id: str, version: int = 1) -> OrderCancelledEvent:
-    return OrderCancelledEvent.model_validate(
-        {"id": order_id, "version": version, "ticket": {"id": random_id()}}
-    )
-
-
-async def seed_order(
-    service: Service,
-    probe: Probe,
-    user_id: str,
-    price: Any = "19.99",
-    expires_at: datetime | None = None,
-) -> str:
-    """Publish `order:created` as orders would and wait for the replica."""
-    event = order_created(user_id, price=price, expires_at=expires_at)
-    await probe.publish_and_wait(event)
-    assert await service.replica(event.id) is not None
-    return event.id
+def payment_intents_for(
+    localstripe_url: str, order_id: str, key: str = DEV_STRIPE_KEY
+) -> list[dict[str, Any]]:
+    """The PaymentIntents payments created for the order (it tags them `metadata.orderId`)."""
+    return [
+        intent
+        for intent in stripe_list(localstripe_url, "payment_intents", key)
+        if (intent.get("metadata") or {}).get("orderId") == order_id
+    ]
