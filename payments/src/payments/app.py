@@ -1,3 +1,4 @@
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,11 +9,14 @@ from payments.checkout import Checkout
 from payments.config import SERVICE, Settings, get_settings
 from payments.events.listeners import OrderCancelledListener, OrderCreatedListener
 from payments.gateway import StripeGateway
-from payments.repository import OrderReplicas, Payments
+from payments.reconciler import RefundReconciler
+from payments.repository import OrderReplicas, Payments, StripeEvents
 from payments.routes import router
 from ticketing_common.auth import SessionCodec
 from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
+
+logger = logging.getLogger("payments.app")
 
 
 def create_app(
@@ -35,21 +39,36 @@ def create_app(
                 orders = OrderReplicas(mongo.db.orders)
                 payments = Payments(mongo.db.payments, events.outbox)
                 await payments.create_indexes()
+                refunds = RefundReconciler(
+                    payments,
+                    gateway,
+                    retry_min=settings.REFUND_RETRY_MIN_SECONDS,
+                    retry_max=settings.REFUND_RETRY_MAX_SECONDS,
+                    max_attempts=settings.REFUND_MAX_ATTEMPTS,
+                )
                 checkout = Checkout(
-                    orders, payments, gateway, settings.PAYMENT_CLAIM_TIMEOUT_SECONDS
+                    orders, payments, gateway, refunds, settings.PAYMENT_CLAIM_TIMEOUT_SECONDS
                 )
                 events.listen(
                     OrderCreatedListener(orders), OrderCancelledListener(orders, checkout)
                 )
                 await events.start()
-                yield {
-                    "settings": settings,
-                    "mongo": mongo,
-                    "bus": events.bus,
-                    "orders": orders,
-                    "payments": payments,
-                    "checkout": checkout,
-                }
+                if settings.STRIPE_WEBHOOK_SECRET is None:
+                    logger.warning("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused")
+                refunds.start(settings.REFUND_INTERVAL_SECONDS)
+                try:
+                    yield {
+                        "settings": settings,
+                        "mongo": mongo,
+                        "bus": events.bus,
+                        "orders": orders,
+                        "payments": payments,
+                        "checkout": checkout,
+                        "refunds": refunds,
+                        "stripe_events": StripeEvents(mongo.db.stripe_events),
+                    }
+                finally:
+                    await refunds.stop()
         finally:
             await gateway.close()
             await mongo.close()
@@ -58,6 +77,7 @@ def create_app(
         title="Ticketing payments",
         lifespan=lifespan,
         sessions=SessionCodec(jwt_key=settings.JWT_KEY),
+        max_body_bytes=settings.MAX_BODY_BYTES,
     )
     app.include_router(router)
     return app

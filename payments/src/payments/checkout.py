@@ -5,14 +5,23 @@ again after it, while the `order:cancelled` listener marks the replica cancelled
 it looks for a claim. Whichever of the two writes first, the other sees it: a payment
 either stops at the re-check, or its claim is seen by the listener, which waits for the
 attempt to finish and refunds it if it charged.
+
+A PaymentIntent that is not `succeeded` is never read as "not charged" from its first
+answer: the claim is released only once the intent is `canceled` (an intent still able
+to charge is cancelled first; Stripe refusing that cancel means it moved on, so it is
+retrieved again). `requires_action` (3-D Secure) waits in the browser, `processing` and
+anything unclear keep the claim `unknown` for a replay, the completion call or a webhook.
 """
 
 from __future__ import annotations
 
 import logging
 
-from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
-from payments.repository import OrderReplicas, Payments, PaymentStatus
+from bson import ObjectId
+
+from payments.gateway import Intent, PaymentDeclined, ProviderUnavailable, StripeGateway
+from payments.reconciler import RefundReconciler
+from payments.repository import HELD, OrderReplicas, Payments, PaymentStatus
 from ticketing_common.errors import (
     BadRequestError,
     NotAuthorizedError,
@@ -25,6 +34,15 @@ from ticketing_common.mongo import Document, as_utc, utcnow
 logger = logging.getLogger("payments.checkout")
 
 ALREADY_PAID = "Order is already paid"
+AUTHENTICATION_FAILED = "Card authentication failed; please try again or use another card"
+NOT_AUTHENTICATED = "Card authentication is not complete; please finish it or pay again"
+NOT_COMPLETED = "The payment was not completed; please try again or use another card"
+CANCELLED = "Cannot pay for a cancelled order"
+# Statuses of an intent that could still charge if confirmed: cancelled before release.
+CANCELLABLE = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+)
+WEBHOOK_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_failed"})
 # Rounds of "find the order held, resolve what holds it, claim again" one request makes.
 MAX_CLAIM_ROUNDS = 3
 
@@ -35,17 +53,20 @@ class Checkout:
         orders: OrderReplicas,
         payments: Payments,
         gateway: StripeGateway,
+        refunds: RefundReconciler,
         claim_timeout: float,
     ) -> None:
         self.orders = orders
         self.payments = payments
         self.gateway = gateway
+        self.refunds = refunds
         self.claim_timeout = claim_timeout
 
     # The payment route ------------------------------------------------------------------
 
     async def pay(self, user_id: str, order_id: str, token: str) -> Document:
-        """Charge the order's price once; the paid payment document."""
+        """Charge the order's price once; the payment document, `paid`, or
+        `authenticating` when the buyer must finish 3-D Secure in the browser."""
         self._check_payable(await self.orders.get(order_id), user_id)
         try:
             claim = await self._claim(order_id, user_id)
@@ -74,7 +95,7 @@ class Checkout:
         if order["userId"] != user_id:
             raise NotAuthorizedError()
         if order["status"] == OrderStatus.CANCELLED:
-            raise BadRequestError("Cannot pay for a cancelled order")
+            raise BadRequestError(CANCELLED)
         if as_utc(order["expiresAt"]) <= utcnow():
             raise BadRequestError("Order has expired")
         return order
@@ -102,8 +123,9 @@ class Checkout:
         raise BadRequestError(ALREADY_PAID)
 
     def _unresolved(self, payment: Document) -> bool:
-        """A claim nobody is working on that may or may not have charged."""
-        if payment["status"] == PaymentStatus.UNKNOWN:
+        """A claim nobody is working on that may or may not have charged (an intent
+        waiting for authentication counts: a new attempt or a cancel abandons it)."""
+        if payment["status"] in (PaymentStatus.UNKNOWN, PaymentStatus.AUTHENTICATING):
             return True
         if payment["status"] != PaymentStatus.PENDING:
             return False
@@ -113,9 +135,10 @@ class Checkout:
     async def _attempt(self, claim: Document, *, replay: bool) -> Document:
         """Charge the claim's recorded attempt and record the outcome.
 
-        Paid: the payment document. Declined: the claim is released and PaymentDeclined
-        raised. Provider trouble: the claim is released when the charge cannot have
-        happened, else kept `unknown`; PaymentProviderError raised.
+        Paid: the payment document. Needs authentication (not on a replay, which abandons
+        it): the `authenticating` document. Not charged: the claim is released and
+        PaymentDeclined raised. Provider trouble: the claim is released when the charge
+        cannot have happened, else kept `unknown`; PaymentProviderError raised.
         """
         attempt = claim.get("attempt")
         if attempt is None:
@@ -123,12 +146,18 @@ class Checkout:
             await self.payments.release(claim)
             raise PaymentDeclined("The earlier attempt never reached the payment provider")
         try:
-            stripe_id = await self.gateway.charge(
-                order_id=claim["orderId"],
-                claim_id=claim["claimId"],
-                amount=attempt["amount"],
-                payment_method=attempt["paymentMethod"],
-            )
+            if claim.get("stripeId"):
+                intent = await self.gateway.retrieve_intent(claim["stripeId"])
+            else:
+                intent = await self.gateway.create_intent(
+                    order_id=claim["orderId"],
+                    claim_id=claim["claimId"],
+                    amount=attempt["amount"],
+                    payment_method=attempt["paymentMethod"],
+                )
+                if replay and intent.status != "succeeded":
+                    # A replayed create answers as it first did: ask how it is now.
+                    intent = await self.gateway.retrieve_intent(intent.id)
         except PaymentDeclined:
             await self.payments.release(claim)
             raise
@@ -146,26 +175,195 @@ class Checkout:
                 logger.warning("payment provider unavailable: %s", exc)
                 await self.payments.release(claim)
             raise PaymentProviderError() from exc
-        paid = await self.payments.mark_paid(claim, stripe_id, attempt["amount"])
+        return await self._settle_intent(claim, intent, abandon=replay)
+
+    async def _settle_intent(self, claim: Document, intent: Intent, *, abandon: bool) -> Document:
+        """Record what `intent` says about the claim's attempt (see `_attempt`); with
+        `abandon`, an intent waiting for authentication is cancelled instead of kept."""
+        try:
+            for _ in range(2):
+                if not self._belongs(claim, intent):
+                    await self.payments.mark_unknown(claim)
+                    raise PaymentProviderError()
+                if intent.status == "succeeded":
+                    return await self._record_paid(claim, intent)
+                if intent.status == "requires_action" and not abandon and intent.client_secret:
+                    waiting = await self.payments.mark_authenticating(
+                        claim, intent.id, intent.client_secret
+                    )
+                    if waiting is None:
+                        raise RuntimeError(f"claim on order {claim['orderId']} lost")
+                    logger.info(
+                        "payment %s for order %s needs authentication", intent.id, claim["orderId"]
+                    )
+                    return waiting
+                if intent.status == "canceled":
+                    await self.payments.release(claim)
+                    raise PaymentDeclined(self._not_charged(claim, intent), "token")
+                if intent.status not in CANCELLABLE:
+                    break  # `processing`: it may still charge
+                logger.info(
+                    "payment %s for order %s ended %s; cancelling",
+                    intent.id,
+                    claim["orderId"],
+                    intent.status,
+                )
+                cancelled = await self.gateway.cancel_intent(intent.id)
+                intent = cancelled or await self.gateway.retrieve_intent(intent.id)
+        except ProviderUnavailable as exc:
+            logger.warning(
+                "payment %s for order %s unresolved: %s", intent.id, claim["orderId"], exc
+            )
+            await self.payments.mark_unknown(claim, intent.id)
+            raise PaymentProviderError() from exc
+        logger.warning(
+            "payment %s for order %s is %s; kept unknown until it settles",
+            intent.id,
+            claim["orderId"],
+            intent.status,
+        )
+        await self.payments.mark_unknown(claim, intent.id)
+        raise PaymentProviderError()
+
+    def _belongs(self, claim: Document, intent: Intent) -> bool:
+        """The intent is this claim's attempt: its order, attempt and amount."""
+        attempt = claim.get("attempt") or {}
+        mismatch = (
+            intent.order_id != claim["orderId"]
+            or (intent.claim_id is not None and intent.claim_id != claim["claimId"])
+            or (claim.get("stripeId") is not None and claim["stripeId"] != intent.id)
+            or intent.amount != attempt.get("amount")
+            or intent.currency != "usd"
+        )
+        if mismatch:
+            logger.error(
+                "payment intent %s (order %s, claim %s, %d %s) does not match the claim %s of "
+                "order %s (%s cents); kept for a person to look",
+                intent.id,
+                intent.order_id,
+                intent.claim_id,
+                intent.amount,
+                intent.currency,
+                claim["claimId"],
+                claim["orderId"],
+                attempt.get("amount"),
+            )
+        return not mismatch
+
+    @staticmethod
+    def _not_charged(claim: Document, intent: Intent) -> str:
+        if (
+            intent.error_code == "payment_intent_authentication_failure"
+            or claim["status"] == PaymentStatus.AUTHENTICATING
+        ):
+            return AUTHENTICATION_FAILED
+        return intent.error or NOT_COMPLETED
+
+    async def _record_paid(self, claim: Document, intent: Intent) -> Document:
+        amount: int = claim["attempt"]["amount"]
+        paid = await self.payments.mark_paid(claim, intent.id, amount)
         if paid is None:
             # A concurrent resolver of the same attempt (same key, same charge) was first.
             paid = await self.payments.for_order(claim["orderId"])
-            if paid is None or paid.get("stripeId") != stripe_id:
+            if paid is None or paid.get("stripeId") != intent.id:
                 raise RuntimeError(
-                    f"payment {stripe_id} for order {claim['orderId']} could not be recorded"
+                    f"payment {intent.id} for order {claim['orderId']} could not be recorded"
                 )
-        logger.info("order %s paid: %s, %d cents", claim["orderId"], stripe_id, attempt["amount"])
+        else:
+            logger.info("order %s paid: %s, %d cents", claim["orderId"], intent.id, amount)
+        # Recorded, then the order read: if its cancel landed meanwhile, the listener may
+        # have seen only the claim, so the refund is made due here too.
+        order = await self.orders.get(claim["orderId"])
+        if order is not None and order["status"] == OrderStatus.CANCELLED:
+            await self.refunds.refund_due(paid)
         return paid
+
+    # The completion call after 3-D Secure ---------------------------------------------
+
+    async def complete(self, user_id: str, payment_id: ObjectId) -> Document:
+        """After the browser's authentication step: learn the intent's outcome from
+        Stripe and record it as a direct payment would; the paid payment document."""
+        payment = await self.payments.get(payment_id)
+        if payment is None:
+            raise NotFoundError()
+        if payment["userId"] != user_id:
+            raise NotAuthorizedError()
+        if payment["status"] == PaymentStatus.PAID:
+            return payment
+        if payment["status"] not in HELD:
+            raise BadRequestError(CANCELLED)
+        if not payment.get("stripeId") or not payment.get("attempt"):
+            raise BadRequestError(ALREADY_PAID)  # its own request is still under way
+        order = await self.orders.get(payment["orderId"])
+        cancelled = order is None or order["status"] == OrderStatus.CANCELLED
+        closed = cancelled or (order is not None and as_utc(order["expiresAt"]) <= utcnow())
+        try:
+            intent = await self.gateway.retrieve_intent(payment["stripeId"])
+            done = await self._settle_intent(payment, intent, abandon=closed)
+        except PaymentDeclined as exc:
+            if closed:
+                raise BadRequestError(CANCELLED if cancelled else "Order has expired") from exc
+            raise BadRequestError(exc.message, exc.field) from exc
+        except ProviderUnavailable as exc:
+            logger.warning("payment provider unavailable: %s", exc)
+            raise PaymentProviderError() from exc
+        if done["status"] == PaymentStatus.AUTHENTICATING:
+            raise BadRequestError(NOT_AUTHENTICATED)
+        if done["status"] != PaymentStatus.PAID:
+            raise BadRequestError(CANCELLED)  # charged after all, and being refunded
+        return done
+
+    # Stripe's webhooks -----------------------------------------------------------------
+
+    async def on_intent_event(self, event_type: str, intent: Intent) -> None:
+        """A signed `payment_intent.*` event: complete or release the attempt it names,
+        if the request path has not. Idempotent: anything already recorded is left."""
+        if event_type not in WEBHOOK_EVENTS or intent.order_id is None:
+            return
+        payment = await self.payments.for_order(intent.order_id)
+        succeeded = event_type == "payment_intent.succeeded"
+        if (
+            payment is None
+            or payment["status"] not in HELD
+            or (intent.claim_id is not None and intent.claim_id != payment["claimId"])
+        ):
+            if succeeded and (payment is None or payment.get("stripeId") != intent.id):
+                logger.error(
+                    "payment intent %s charged order %s but no attempt of ours holds it; "
+                    "a person must look",
+                    intent.id,
+                    intent.order_id,
+                )
+            return
+        if payment.get("attempt") is None:
+            return  # nothing was sent for this claim: the event is about another one
+        try:
+            if succeeded:
+                # The event is signed and `succeeded` is final: no need to ask again.
+                if not self._belongs(payment, intent):
+                    await self.payments.mark_unknown(payment)
+                    return
+                await self._record_paid(payment, intent)
+                return
+            fresh = await self.gateway.retrieve_intent(intent.id)
+            await self._settle_intent(payment, fresh, abandon=True)
+        except PaymentDeclined:
+            logger.info(
+                "payment %s for order %s failed; order payable again", intent.id, intent.order_id
+            )
+        except ProviderUnavailable as exc:
+            raise PaymentProviderError() from exc
 
     # The order:cancelled listener -------------------------------------------------------
 
     async def settle_cancelled(self, order_id: str) -> None:
-        """After the replica is marked cancelled: wait for an attempt in flight, and
-        refund a charge of the order."""
+        """After the replica is marked cancelled: wait for an attempt in flight, cancel an
+        intent waiting for authentication, and make a charge of the order due for a refund
+        (which the reconciler retries; this handler does not wait for it)."""
         payment = await self.payments.for_order(order_id)
         if payment is None or payment["status"] == PaymentStatus.REFUNDED:
             return
-        if payment["status"] != PaymentStatus.PAID:
+        if payment["status"] in HELD:
             if not self._unresolved(payment):
                 raise RetryLater(f"a payment attempt for order {order_id} is in flight")
             taken = await self.payments.take_over(order_id, self.claim_timeout)
@@ -177,19 +375,4 @@ class Checkout:
                 return  # the attempt did not charge: nothing to refund
             except PaymentProviderError as exc:
                 raise RetryLater(f"payment of order {order_id} not resolved yet") from exc
-        await self._refund(payment)
-
-    async def _refund(self, payment: Document) -> None:
-        try:
-            refund_id = await self.gateway.refund(
-                order_id=payment["orderId"], payment_intent=payment["stripeId"]
-            )
-        except (PaymentDeclined, ProviderUnavailable) as exc:
-            raise RetryLater(f"refund of order {payment['orderId']} failed: {exc}") from exc
-        await self.payments.mark_refunded(payment, refund_id)
-        logger.info(
-            "order %s ended cancelled after payment %s: refunded %s",
-            payment["orderId"],
-            payment["stripeId"],
-            refund_id,
-        )
+        await self.refunds.refund_due(payment)

@@ -22,6 +22,17 @@ class Settings(EventSettings):
     # A claim still `pending` after this long belongs to a request that died mid-payment;
     # the next request or listener resolves it. It must outlast a live attempt's calls.
     PAYMENT_CLAIM_TIMEOUT_SECONDS: float = Field(default=120.0, gt=0)
+    # Verifies the `Stripe-Signature` of webhooks (`whsec_...`, from the Stripe dashboard,
+    # `stripe listen`, or what `make dev` registers with localstripe). Unset: every
+    # webhook is refused with a 502 and an error log (nothing can be verified).
+    STRIPE_WEBHOOK_SECRET: str | None = None
+    # Refunds of payments whose order ended cancelled: how often the reconciler looks for
+    # due ones, the back-off between tries of one refund, and the tries before a person
+    # must look.
+    REFUND_INTERVAL_SECONDS: float = Field(default=5.0, gt=0)
+    REFUND_RETRY_MIN_SECONDS: float = Field(default=10.0, gt=0)
+    REFUND_RETRY_MAX_SECONDS: float = Field(default=3600.0, gt=0)
+    REFUND_MAX_ATTEMPTS: int = Field(default=30, ge=1)
 
     @field_validator("STRIPE_KEY")
     @classmethod
@@ -40,11 +51,19 @@ class Settings(EventSettings):
             raise ValueError("must be an http(s) URL")
         return value
 
+    @field_validator("STRIPE_WEBHOOK_SECRET")
+    @classmethod
+    def _webhook_secret(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
     @model_validator(mode="after")
     def _claim_outlasts_attempt(self) -> Self:
-        # An attempt makes at most three calls (token, payment, cancel of an unfinished one).
-        if self.PAYMENT_CLAIM_TIMEOUT_SECONDS <= 3 * self.STRIPE_TIMEOUT_SECONDS:
-            raise ValueError("PAYMENT_CLAIM_TIMEOUT_SECONDS must exceed 3 x STRIPE_TIMEOUT_SECONDS")
+        # An attempt makes at most four calls (token, payment, then the cancel and the
+        # retrieve of an intent that did not succeed).
+        if self.PAYMENT_CLAIM_TIMEOUT_SECONDS <= 4 * self.STRIPE_TIMEOUT_SECONDS:
+            raise ValueError("PAYMENT_CLAIM_TIMEOUT_SECONDS must exceed 4 x STRIPE_TIMEOUT_SECONDS")
         return self
 
 

@@ -3,6 +3,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from payments.checkout import Checkout
+from payments.config import Settings
+from payments.repository import StripeEvents
 
 
 def get_checkout(request: Request) -> Checkout:
@@ -10,4 +12,16 @@ def get_checkout(request: Request) -> Checkout:
     return checkout
 
 
+def get_stripe_events(request: Request) -> StripeEvents:
+    events: StripeEvents = request.state.stripe_events
+    return events
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
 CheckoutDep = Annotated[Checkout, Depends(get_checkout)]
+StripeEventsDep = Annotated[StripeEvents, Depends(get_stripe_events)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -9,6 +9,8 @@ carried out, in which case only a replay with the same idempotency key tells).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import stripe
@@ -64,8 +66,42 @@ def translate(exc: stripe.StripeError, *, charging: bool) -> Exception:
     return ProviderUnavailable(repr(exc), maybe_charged=charging)
 
 
+@dataclass(frozen=True)
+class Intent:
+    """What checkout reads of a PaymentIntent."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    client_secret: str | None
+    order_id: str | None
+    claim_id: str | None
+    # Stripe's message for the last failed charge or authentication, if any.
+    error: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def of(cls, found: Any) -> Intent:
+        """From the library's PaymentIntent (or an event's object)."""
+        intent: dict[str, Any] = found.to_dict()
+        metadata = intent.get("metadata") or {}
+        error = intent.get("last_payment_error") or {}
+        return cls(
+            id=intent["id"],
+            status=intent["status"],
+            amount=int(intent["amount"]),
+            currency=intent["currency"],
+            client_secret=intent.get("client_secret"),
+            order_id=metadata.get("orderId"),
+            claim_id=metadata.get("claimId"),
+            error=error.get("message"),
+            error_code=error.get("code"),
+        )
+
+
 class StripeGateway:
-    """The three things checkout asks of Stripe."""
+    """What checkout asks of Stripe."""
 
     def __init__(self, key: str, api_base: str | None, timeout: float, api_version: str) -> None:
         self.http_client = stripe.HTTPXClient(timeout=timeout)
@@ -92,41 +128,58 @@ class StripeGateway:
             raise PaymentDeclined("The token does not hold a card", "token")
         return found.card.id
 
-    async def charge(
+    async def create_intent(
         self, *, order_id: str, claim_id: str, amount: int, payment_method: str
-    ) -> str:
-        """Charge `amount` cents; the PaymentIntent's id. The idempotency key names the
-        order and the attempt, so replaying an attempt can never charge twice."""
+    ) -> Intent:
+        """Create and confirm a PaymentIntent of `amount` cents. The idempotency key names
+        the order and the attempt, so replaying an attempt can never charge twice (a
+        replay answers the first answer again: `retrieve_intent` tells what it is now)."""
         try:
             intent = await self.client.v1.payment_intents.create_async(
                 params={  # type: ignore[typeddict-unknown-key]
                     "amount": amount,
                     "currency": "usd",
                     "payment_method": payment_method,
-                    # Card only: no redirect-based method can be confirmed server-side.
+                    # Card only: no redirect-based method can be confirmed here.
                     # The library's types follow its own API version, which dropped this
                     # parameter; STRIPE_API_VERSION pins one that has it (localstripe
                     # knows only this one, not `allowed_payment_method_types`).
                     "payment_method_types": ["card"],
                     "confirm": True,
-                    "metadata": {"orderId": order_id},
+                    # The webhook and the completion call match the intent to its claim.
+                    "metadata": {"orderId": order_id, "claimId": claim_id},
                 },
                 options={"idempotency_key": f"pay:{order_id}:{claim_id}"},
             )
         except stripe.StripeError as exc:
             raise translate(exc, charging=True) from exc
-        if intent.status == "succeeded":
-            return intent.id
-        # A card that wants 3-D Secure (`requires_action`) cannot be finished here: the
-        # client sends a token, not a confirmation. Cancel it so nothing stays authorized.
-        logger.info(
-            "payment %s for order %s ended %s; cancelling", intent.id, order_id, intent.status
-        )
+        return Intent.of(intent)
+
+    async def retrieve_intent(self, intent_id: str) -> Intent:
+        """The intent as Stripe has it now. Any failure may hide a charge: the caller keeps
+        its claim."""
         try:
-            await self.client.v1.payment_intents.cancel_async(intent.id)
+            intent = await self.client.v1.payment_intents.retrieve_async(intent_id)
         except stripe.StripeError as exc:
-            raise translate(exc, charging=True) from exc
-        raise PaymentDeclined("This card needs authentication; please use another card", "token")
+            raise ProviderUnavailable(
+                f"retrieving {intent_id}: {exc!r}", maybe_charged=True
+            ) from exc
+        return Intent.of(intent)
+
+    async def cancel_intent(self, intent_id: str) -> Intent | None:
+        """Cancel the intent so it can no longer charge; None when Stripe refuses (it
+        succeeded, is processing or was cancelled meanwhile: retrieve it to know which).
+        A refusal never reads as a decline: the intent may still charge."""
+        try:
+            intent = await self.client.v1.payment_intents.cancel_async(intent_id)
+        except stripe.InvalidRequestError as exc:
+            logger.info("cancelling %s refused: %s", intent_id, exc.user_message or exc)
+            return None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(
+                f"cancelling {intent_id}: {exc!r}", maybe_charged=True
+            ) from exc
+        return Intent.of(intent)
 
     async def refund(self, *, order_id: str, payment_intent: str) -> str:
         """Refund the payment in full; the refund's id. An existing refund of it (an

@@ -1,16 +1,69 @@
-from fastapi import APIRouter
+import logging
 
-from payments.deps import CheckoutDep
+import stripe
+from fastapi import APIRouter, Request, Response
+
+from payments.deps import CheckoutDep, SettingsDep, StripeEventsDep
+from payments.gateway import Intent
+from payments.repository import PaymentStatus
 from payments.schemas import PaymentCreate, PaymentPublic
 from ticketing_common.auth import RequireUser
+from ticketing_common.errors import BadRequestError, PaymentProviderError
+from ticketing_common.mongo import path_object_id
+from ticketing_common.service import ServiceRoute
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ServiceRoute)
+logger = logging.getLogger("payments.webhooks")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model_exclude_none=True, response_model_by_alias=True)
 async def create_payment(
-    body: PaymentCreate, user: RequireUser, checkout: CheckoutDep
+    body: PaymentCreate, user: RequireUser, checkout: CheckoutDep, response: Response
 ) -> PaymentPublic:
-    """Pay an order of the signed-in user with a Stripe card token, card or PaymentMethod."""
+    """Pay an order of the signed-in user with a Stripe card token, card or PaymentMethod.
+    201 when paid; 202 with the client secret when the card asks for 3-D Secure."""
     payment = await checkout.pay(user.id, body.order_id, body.token)
+    if payment["status"] == PaymentStatus.AUTHENTICATING:
+        response.status_code = 202
+        return PaymentPublic(
+            id=str(payment["_id"]),
+            status="requires_action",
+            client_secret=payment["clientSecret"],
+        )
     return PaymentPublic(id=str(payment["_id"]))
+
+
+@router.post("/{payment_id}/complete", response_model_exclude_none=True)
+async def complete_payment(
+    payment_id: str, user: RequireUser, checkout: CheckoutDep
+) -> PaymentPublic:
+    """After the browser's 3-D Secure step: record the outcome Stripe has for it."""
+    payment = await checkout.complete(user.id, path_object_id(payment_id))
+    return PaymentPublic(id=str(payment["_id"]))
+
+
+@router.post("/webhooks/stripe")
+async def stripe_webhook(
+    request: Request, checkout: CheckoutDep, events: StripeEventsDep, settings: SettingsDep
+) -> dict[str, bool]:
+    """Stripe's signed events. The signature covers the raw body, so it is read as bytes;
+    no session, no body model. A replayed event id changes nothing."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if secret is None:
+        logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
+        raise PaymentProviderError("Webhooks are not configured")
+    payload = await request.body()
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, request.headers.get("stripe-signature"), secret
+        )
+    except (stripe.SignatureVerificationError, ValueError) as exc:
+        logger.warning("refused a webhook: %s", str(exc)[:200])
+        raise BadRequestError("Invalid signature") from exc
+    if await events.seen(event.id):
+        logger.info("webhook event %s (%s) already processed", event.id, event.type)
+        return {"received": True}
+    if event.type.startswith("payment_intent."):
+        await checkout.on_intent_event(event.type, Intent.of(event.data.object))
+    await events.record(event.id, event.type)
+    return {"received": True}

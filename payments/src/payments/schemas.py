@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ticketing_common.mongo import is_object_id
 from ticketing_common.schemas import RequestBody, Trimmed
@@ -37,4 +37,11 @@ class PaymentCreate(RequestBody):
 
 
 class PaymentPublic(BaseModel):
+    """A payment: `{id}` once paid; with `status: "requires_action"` and the intent's
+    `clientSecret` while the buyer must finish 3-D Secure in the browser."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
     id: str
+    status: str | None = None
+    client_secret: str | None = Field(default=None, alias="clientSecret")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
@@ -17,6 +19,12 @@ if TYPE_CHECKING:
     from ticketing_common.events.bus import EventBus
 
 logger = logging.getLogger("ticketing.events")
+
+# Every consumer's ack wait is 30 s (docs/SPEC.md §4). While a handler runs longer than
+# this, the base tells JetStream it is still at work (`msg.in_progress()`, which restarts
+# the ack wait), so the message is not redelivered behind it (a refund can make four
+# 20-second Stripe calls).
+PROGRESS_INTERVAL_SECONDS = 10.0
 
 E = TypeVar("E", bound=EventPayload)
 
@@ -46,11 +54,15 @@ class Listener(Generic[E]):
     Subclasses set `payload_type` (its class-level `subject` is the listener's subject)
     and implement `on_message`. The base validates the payload (an invalid one is
     terminated at once and logged), acks after `on_message` returns, and on an
-    exception naks with back-off; after EVENT_GIVE_UP_SECONDS of failed deliveries the
-    message is terminated with an error log naming subject, sequence and payload.
+    exception naks with back-off (while it runs, `msg.in_progress()` every
+    `progress_interval` keeps JetStream from redelivering it); after
+    EVENT_GIVE_UP_SECONDS of failed deliveries the message is terminated with an error
+    log naming subject, sequence and payload.
     """
 
     payload_type: ClassVar[type[EventPayload]]
+    # How often a running handler tells JetStream it is still at work.
+    progress_interval: ClassVar[float] = PROGRESS_INTERVAL_SECONDS
 
     @property
     def subject(self) -> Subjects:
@@ -80,12 +92,30 @@ class Listener(Generic[E]):
             )
             await msg.term()
             return
+        progress = asyncio.create_task(self._keep_in_progress(msg))
         try:
-            await self.on_message(data, msg)  # type: ignore[arg-type]
+            try:
+                await self.on_message(data, msg)  # type: ignore[arg-type]
+            finally:
+                await self._stop(progress)
         except Exception as exc:
             await self._failed(msg, exc, seq, deliveries, settings)
             return
         await msg.ack()
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self.progress_interval)
+            try:
+                await msg.in_progress()
+            except Exception:
+                logger.warning("%s: could not signal progress", self.subject, exc_info=True)
+
+    @staticmethod
+    async def _stop(task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _failed(
         self, msg: Msg, exc: Exception, seq: int, deliveries: int, settings: EventSettings

@@ -1,0 +1,119 @@
+"""Refunds that must not be dropped: a `refundDue` payment is retried until it is refunded.
+
+The `order:cancelled` handler (or whoever records a charge for an order that ended
+cancelled) marks the payment `refundDue` and tries once; whatever fails is left to the
+reconciler, which runs in the payments lifespan like the outbox re-publisher: every
+`REFUND_INTERVAL_SECONDS` it retries the due refunds, each with its own back-off, until
+Stripe refunds it or `REFUND_MAX_ATTEMPTS` tries have failed. Then a person must look:
+the payment is marked `needsAttention`, an error is logged and `needs_attention` (a count
+a metrics endpoint can expose) goes up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
+from payments.repository import Payments, PaymentStatus
+from ticketing_common.mongo import Document, utcnow
+
+logger = logging.getLogger("payments.refunds")
+
+
+class RefundReconciler:
+    def __init__(
+        self,
+        payments: Payments,
+        gateway: StripeGateway,
+        *,
+        retry_min: float,
+        retry_max: float,
+        max_attempts: int,
+    ) -> None:
+        self.payments = payments
+        self.gateway = gateway
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.max_attempts = max_attempts
+        # Refunds given up on since start: each needs a person.
+        self.needs_attention = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def refund_due(self, payment: Document) -> None:
+        """Mark a paid payment of a cancelled order `refundDue` and try the refund once;
+        a failure is left to the periodic retries (never raised)."""
+        due = await self.payments.mark_refund_due(payment)
+        if due is None or due["status"] != PaymentStatus.REFUND_DUE:
+            return
+        await self.refund(due)
+
+    async def refund(self, due: Document) -> bool:
+        """One try at a due refund; whether it is refunded now."""
+        try:
+            refund_id = await self.gateway.refund(
+                order_id=due["orderId"], payment_intent=due["stripeId"]
+            )
+        except (PaymentDeclined, ProviderUnavailable) as exc:
+            await self._failed(due, exc)
+            return False
+        await self.payments.mark_refunded(due, refund_id)
+        logger.info(
+            "order %s ended cancelled after payment %s: refunded %s",
+            due["orderId"],
+            due["stripeId"],
+            refund_id,
+        )
+        return True
+
+    async def _failed(self, due: Document, exc: Exception) -> None:
+        attempts = int(due.get("refundAttempts", 0)) + 1
+        if attempts >= self.max_attempts:
+            self.needs_attention += 1
+            logger.error(
+                "refund of order %s (payment %s, %d cents) failed %d times; giving up, "
+                "a person must refund it: %r",
+                due["orderId"],
+                due["stripeId"],
+                due.get("amount", 0),
+                attempts,
+                exc,
+            )
+            await self.payments.refund_failed(due, repr(exc), None)
+            return
+        delay = min(self.retry_max, self.retry_min * 2 ** min(attempts - 1, 30))
+        logger.warning(
+            "refund of order %s failed (try %d): %r; retry in %.1fs",
+            due["orderId"],
+            attempts,
+            exc,
+            delay,
+        )
+        await self.payments.refund_failed(due, repr(exc), utcnow() + timedelta(seconds=delay))
+
+    async def run_once(self) -> int:
+        """Retry every refund whose next try has come; how many were refunded."""
+        refunded = 0
+        for due in await self.payments.refunds_due():
+            refunded += await self.refund(due)
+        return refunded
+
+    def start(self, interval: float) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.run_once()
+                except Exception:
+                    logger.exception("refund reconciler round failed")
+
+        self._task = asyncio.create_task(loop(), name="refund-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
