@@ -1,3 +1,4 @@
+import sys
 from decimal import Decimal
 
 import pytest
@@ -5,6 +6,23 @@ from bson import ObjectId
 
 from ticketing_common.money import from_cents, parse_price, price_json, to_cents
 from ticketing_common.mongo import as_utc, connect_mongo, update_versioned, utcnow
+
+
+class TestInMemory:
+    async def test_without_the_memory_extra_says_to_install_it(
+        self, monkeypatch: pytest.MonkeyPatch
+    ):
+        monkeypatch.setitem(sys.modules, "mongomock_motor", None)  # as if not installed
+        with pytest.raises(RuntimeError) as raised:
+            await connect_mongo("memory://", "t")
+        assert str(raised.value) == (
+            "MONGO_URI=memory:// needs the in-memory database, which is not installed: "
+            "install ticketing-common[memory] (development and tests only), or use a "
+            "mongodb:// URI"
+        )
+        # One clear error, not the ImportError's trace under it.
+        assert raised.value.__suppress_context__
+        assert raised.value.__cause__ is None
 
 
 class TestVersionedUpdate:

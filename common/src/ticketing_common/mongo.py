@@ -1,9 +1,10 @@
 """MongoDB access shared by the services.
 
 `connect_mongo` gives PyMongo's `AsyncMongoClient` for `mongodb://` URIs and an
-in-memory database (mongomock-motor) for `memory://`. Services use only calls with the
-same shape in both drivers: find, find_one, insert_one, update_one,
-find_one_and_update, count_documents, create_index and `to_list`.
+in-memory database for `memory://` (mongomock-motor, from the `ticketing-common[memory]`
+extra: installed for development and the tests, not in the services' images). Services
+use only calls with the same shape in both drivers: find, find_one, insert_one,
+update_one, find_one_and_update, count_documents, create_index and `to_list`.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ class Mongo:
 async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mongo:
     """Connect to `uri`, retrying for `timeout` seconds (a database still starting)."""
     if uri.startswith(MEMORY_SCHEME):
-        from mongomock_motor import AsyncMongoMockClient
+        try:
+            from mongomock_motor import AsyncMongoMockClient
+        except ImportError:
+            raise RuntimeError(
+                f"MONGO_URI={uri} needs the in-memory database, which is not installed: "
+                "install ticketing-common[memory] (development and tests only), or use a "
+                "mongodb:// URI"
+            ) from None
 
         logger.warning(
             "MONGO_URI=memory://: using an in-memory database; nothing is kept when the "
