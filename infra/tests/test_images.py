@@ -65,15 +65,28 @@ def requirement_names(requirements: list[str]) -> set[str]:
     return names
 
 
+# Workspace members for development only (the test plugin, what `make dev` runs).
+DEV_MEMBERS = ("testing", "devstack")
+
+
+def project(member: str) -> dict[str, Any]:
+    table: dict[str, Any] = tomllib.loads((ROOT / member / "pyproject.toml").read_text())
+    return dict(table["project"])
+
+
 def dev_tools(service: str) -> set[str]:
-    """The root dev group's tools (pytest, ruff, mypy, ...) that the service does not
-    itself depend on (payments uses httpx at run time): none may be in its image."""
+    """What only development installs: the root dev group's tools (pytest, ruff, mypy, ...),
+    the dev-only members and ticketing-common's extras (the in-memory database), less what
+    the service itself depends on (payments uses httpx at run time). None may be in its
+    image."""
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())
     dev = requirement_names(root["dependency-groups"]["dev"])
+    dev |= {project(member)["name"] for member in DEV_MEMBERS}
+    for extra in project("common").get("optional-dependencies", {}).values():
+        dev |= requirement_names(extra)
     declared: set[str] = set()
     for member in ("common", service):
-        project = tomllib.loads((ROOT / member / "pyproject.toml").read_text())["project"]
-        declared |= requirement_names(project["dependencies"])
+        declared |= requirement_names(project(member)["dependencies"])
     return dev - declared
 
 
@@ -191,6 +204,8 @@ class TestDockerfiles:
             "auth/src/auth/__pycache__/app.cpython-311.pyc",
             "infra/k8s/auth-depl.yaml",
             "auth/Dockerfile",
+            "testing/pyproject.toml",
+            "testing/src/ticketing_testing/fixtures.py",
         ):
             assert ignore.ignores(left_out), left_out
 
@@ -215,7 +230,20 @@ class TestReplayedBuild:
         started = start_target(python, target, service_env[service], tmp_path)
         assert started["kind"] == ("worker" if service == WORKER else "app")
         assert started["file"].startswith(str(app / ".venv")), "runs the installed package"
-        assert not set(started["distributions"]) & dev_tools(service)
+        installed = set(started["distributions"])
+        assert {"ticketing-testing", "mongomock-motor", "pytest"} <= dev_tools(service)
+        assert not installed & dev_tools(service)
+        # Nothing that would bring in a test runner or the in-memory database either.
+        assert not [d for d in installed if d.startswith(("pytest", "mongomock"))], installed
+        assert started["test_modules"] == [], "test code in the image"
+        # memory:// needs the extra the image leaves out, and says so in one line.
+        refused = run_python(python, MEMORY_DATABASE, service_env[service], tmp_path)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "RuntimeError: MONGO_URI=memory:// needs the in-memory database, which is not "
+            "installed: install ticketing-common[memory] (development and tests only), or "
+            "use a mongodb:// URI"
+        ]
 
     @pytest.mark.parametrize("service", SERVICES)
     def test_dev_virtualenv_runs_the_synced_sources(
@@ -289,7 +317,7 @@ def replay(dockerfile: Dockerfile, stage: str, tmp_path: Path) -> Path:
 
 
 START = """
-import importlib, importlib.metadata, json, sys
+import importlib, importlib.metadata, importlib.util, json, sys
 target = sys.argv[1]
 module_name, _, name = target.rpartition(":") if ":" in target else target.rpartition(".")
 module = importlib.import_module(module_name)
@@ -305,17 +333,37 @@ else:
     kind = "worker"
 names = sorted({d.metadata["Name"].lower().replace("_", "-")
                 for d in importlib.metadata.distributions()})
-print(json.dumps({"kind": kind, "file": module.__file__, "distributions": names}))
+test_modules = [name for name in ("ticketing_testing", "ticketing_common.testing")
+                if importlib.util.find_spec(name) is not None]
+print(json.dumps({"kind": kind, "file": module.__file__, "distributions": names,
+                  "test_modules": test_modules}))
 """
+
+# Opening a memory:// database; the exception's last line only, as an uncaught one ends.
+MEMORY_DATABASE = """
+import asyncio, sys
+from ticketing_common.mongo import connect_mongo
+try:
+    asyncio.run(connect_mongo("memory://", "image"))
+except Exception as exc:
+    sys.exit(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def run_python(
+    python: Path, code: str, env: dict[str, str], cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`code` run by the image's interpreter, with only the container's environment."""
+    return subprocess.run(
+        [str(python), "-I", "-c", code, *args],
+        cwd=cwd, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
 
 
 def start_target(python: Path, target: str, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Import and build what the CMD names, with only the container's environment."""
-    result = subprocess.run(
-        [str(python), "-I", "-c", START, target],
-        cwd=cwd, env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+    result = run_python(python, START, env, cwd, target)
     assert result.returncode == 0, result.stderr
     started: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
     return started
