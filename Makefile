@@ -74,7 +74,7 @@ lint: install
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed"; exit 1; fi
 
 # NATS and Redis for the tests are started by the pytest fixtures on free ports
-# (ticketing_common.testing.fixtures) unless NATS_URL / REDIS_URL are set.
+# (ticketing_testing.fixtures) unless NATS_URL / REDIS_URL are set.
 test: install lint
 	$(BIN)/pytest -q $(TEST_DIRS)
 

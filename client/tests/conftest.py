@@ -263,9 +263,10 @@ class Page:
 
     @property
     def nav(self) -> list[str]:
-        """The header's link texts, brand first."""
+        """The header's link and button texts (Sign Out is a button), brand first."""
         header = self.response.text.split("</header>", 1)[0]
-        return [re.sub(r"\s+", " ", text).strip() for text in re.findall(r">([^<>]+)</a>", header)]
+        found = re.findall(r">([^<>]+)</(?:a|button)>", header)
+        return [re.sub(r"\s+", " ", text).strip() for text in found]
 
     def forms(self) -> list[dict[str, str]]:
         return [attrs for tag, attrs in self.elements if tag == "form"]

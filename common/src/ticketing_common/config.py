@@ -5,18 +5,23 @@ from __future__ import annotations
 import sys
 from typing import Self, TypeVar
 
-from pydantic import ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEY = "dev-only-jwt-key-change-me-0123456789abcdef"
 # HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
 MIN_JWT_KEY_BYTES = 32
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 class ServiceSettings(BaseSettings):
     """Base of every service's settings: fields are named like the environment variables."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    # The largest request body an HTTP service reads (413 beyond); ours are a few hundred
+    # bytes, Stripe's webhook events a few kilobytes.
+    MAX_BODY_BYTES: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
 
     @model_validator(mode="after")
     def _strong_session_key(self) -> Self:

@@ -53,6 +53,7 @@ def create_app(
         title="Ticketing orders",
         lifespan=lifespan,
         sessions=SessionCodec(jwt_key=settings.JWT_KEY),
+        max_body_bytes=settings.MAX_BODY_BYTES,
     )
     app.include_router(router)
     return app

@@ -10,8 +10,9 @@ from ticketing_common.auth import RequireUser, UserPayload
 from ticketing_common.errors import BadRequestError, NotAuthorizedError, NotFoundError
 from ticketing_common.events import OrderStatus
 from ticketing_common.mongo import Document, path_object_id, utcnow
+from ticketing_common.service import ServiceRoute
 
-router = APIRouter(prefix="/api/orders", tags=["orders"])
+router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=ServiceRoute)
 
 
 async def _owned_order(orders: Orders, order_id: str, user: UserPayload) -> Document:
