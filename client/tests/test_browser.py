@@ -114,7 +114,7 @@ def sign_up(page: Page, who: str) -> str:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
     # Signed in: the header changes.
-    expect(page.get_by_role("link", name="Sign Out")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign Out")).to_be_visible()
     expect(page.get_by_role("link", name="Sign Up")).to_have_count(0)
     return email
 

@@ -36,7 +36,10 @@ class TestHeader:
         assert page.nav == SIGNED_IN_NAV
         assert ("Sell Tickets", "/tickets/new") in page.links
         assert ("My Orders", "/orders") in page.links
-        assert ("Sign Out", "/auth/signout") in page.links
+        # Sign Out is a button posting JSON to the API, not a link a GET could follow.
+        assert "Sign Out" in page.buttons
+        assert form_posting_to(page, "/api/users/signout")["data-next"] == "/"
+        assert not [href for text, href in page.links if "signout" in href]
 
     @pytest.mark.parametrize("path", ["/auth/signup", "/auth/signin", "/tickets/new", "/orders"])
     async def test_every_page_shows_the_signed_in_header(self, browser, fake_api, path):
@@ -74,13 +77,14 @@ class TestForwarding:
         self, browser, fake_api
     ):
         fake_api.answer(
-            "POST",
-            "/api/users/signout",
+            "GET",
+            "/api/tickets",
             200,
-            "{}",
+            "[]",
             headers={"Set-Cookie": "session=someone-elses-session; Path=/"},
         )
-        await browser.get("/auth/signout", cookies=fake_api.sign_in())
+        await browser.get("/", cookies=fake_api.sign_in())
+        fake_api.canned.clear()
         fake_api.seen.clear()
 
         await browser.get("/")
@@ -138,29 +142,26 @@ class TestAuthForms:
 
 
 class TestSignOut:
-    async def test_sign_out_signs_out_through_the_api_and_goes_home(self, browser, fake_api):
+    async def test_sign_out_page_offers_the_button_and_a_get_signs_nobody_out(
+        self, browser, fake_api
+    ):
         cookies = fake_api.sign_in()
 
-        response = await browser.request("GET", "/auth/signout", cookies=cookies)
+        page = await browser.get("/auth/signout", cookies=cookies)
 
-        assert response.status_code == 303
-        assert response.headers["location"] == "/"
-        assert fake_api.seen_paths() == ["POST /api/users/signout"]
-        assert fake_api.seen[0].headers["cookie"] == f"session={cookies['session']}"
-        cleared = response.headers["set-cookie"]
-        assert cleared.startswith("session=")
-        assert "Max-Age=0" in cleared
+        assert page.status == 200
+        assert "set-cookie" not in page.response.headers
+        assert "POST /api/users/signout" not in fake_api.seen_paths()
+        assert page.buttons.count("Sign Out") == 2  # the header's and the page's
+        forms = [f for f in page.forms() if f.get("data-api") == "/api/users/signout"]
+        assert [f["data-next"] for f in forms] == ["/", "/"]
 
-    async def test_failed_sign_out_shows_the_error_without_redirect(self, browser, fake_api):
-        fake_api.answer(
-            "POST", "/api/users/signout", 500, '{"errors":[{"message":"Something went wrong"}]}'
-        )
+    async def test_sign_out_page_when_signed_out_says_so(self, browser):
+        page = await browser.get("/auth/signout")
 
-        page = await browser.get("/auth/signout", cookies=fake_api.sign_in())
-
-        assert page.status == 500
-        assert "location" not in page.response.headers
-        assert "Something went wrong" in page.text
+        assert page.status == 200
+        assert "You are signed out." in page.text
+        assert "Sign Out" not in page.buttons
 
 
 class TestNewTicket:
@@ -191,7 +192,7 @@ class TestShowTicket:
         assert page.status == 200
         assert "Concert" in page.text
         assert "Price: $12.50" in page.text
-        assert page.buttons == ["Purchase"]
+        assert page.buttons == ["Sign Out", "Purchase"]  # the header's, then the page's
         form = form_posting_to(page, "/api/orders")
         assert form["data-next"] == "/orders/{id}"
         assert {"type": "hidden", "name": "ticketId", "value": ticket["id"]} in page.inputs()
@@ -285,7 +286,7 @@ class TestShowOrder:
         assert countdown is not None
         seconds = int(countdown[1]) * 60 + int(countdown[2])
         assert 10 * 60 + 25 <= seconds <= 10 * 60 + 30
-        assert page.buttons == ["Pay"]
+        assert page.buttons == ["Sign Out", "Pay"]  # the header's, then the page's
         pay = [form for form in page.forms() if "data-pay" in form]
         assert pay[0]["data-order-id"] == order["id"]
         assert pay[0]["data-stripe-key"] == settings.STRIPE_PUBLISHABLE_KEY

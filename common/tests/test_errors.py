@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from ticketing_common.auth import RequireUser, SessionCodec
 from ticketing_common.errors import ConflictError
 from ticketing_common.money import Price
-from ticketing_common.service import new_app
+from ticketing_common.service import ServiceRoute, new_app
 from ticketing_testing import TEST_JWT_KEY, cookie_for
 
 
@@ -29,7 +29,7 @@ def make_app() -> FastAPI:
     app = new_app(
         title="t", lifespan=lifespan, sessions=SessionCodec(TEST_JWT_KEY, False), ready=ready
     )
-    router = APIRouter(prefix="/api/things")
+    router = APIRouter(prefix="/api/things", route_class=ServiceRoute)
 
     @router.post("", status_code=201)
     async def create_thing(body: Body, user: RequireUser) -> dict[str, str]:
@@ -78,7 +78,7 @@ async def test_signed_in_gets_field_errors_never_422():
 
 async def test_conflict_is_409_and_unexpected_is_500_without_detail():
     async with client(cookie_for()) as http:
-        conflict = await http.put("/api/things/1")
+        conflict = await http.put("/api/things/1", json={})
         assert conflict.status_code == 409
         assert list(conflict.json()) == ["errors"]
         boom = await http.get("/api/things/boom")

@@ -153,7 +153,8 @@ class TestCreateTicket:
     async def test_non_object_body_is_400_without_field(
         self, client: AsyncClient, body: Any
     ) -> None:
-        response = await client.post(TICKETS, json=body, headers=signed_in())
+        # JSON too: json=None sends no body and so no Content-Type (415).
+        response = await client.post(TICKETS, json=body, headers={**JSON, **signed_in()})
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body must be a JSON object"}]
 

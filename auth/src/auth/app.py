@@ -38,6 +38,7 @@ def create_app(
             cookie_secure=settings.COOKIE_SECURE,
             ttl_seconds=settings.SESSION_TTL_SECONDS,
         ),
+        max_body_bytes=settings.MAX_BODY_BYTES,
     )
     app.include_router(router)
     return app

@@ -1,12 +1,13 @@
 from fastapi import APIRouter, Response
 
 from auth.deps import PasswordsDep, UsersDep
-from auth.repository import EmailInUse
+from auth.repository import EmailInUse, session_version
 from auth.schemas import CurrentUserResponse, SessionUser, SignIn, SignUp, UserPublic
 from ticketing_common.auth import CurrentUser, SessionsDep
 from ticketing_common.errors import BadRequestError
+from ticketing_common.service import ServiceRoute
 
-router = APIRouter(prefix="/api/users", tags=["users"])
+router = APIRouter(prefix="/api/users", tags=["users"], route_class=ServiceRoute)
 
 
 @router.post("/signup", status_code=201)
@@ -22,7 +23,7 @@ async def sign_up(
         user = await users.create(body.email, await passwords.hash(body.password))
     except EmailInUse:
         raise BadRequestError("Email in use") from None
-    sessions.set_cookie(response, str(user["_id"]), user["email"])
+    sessions.set_cookie(response, str(user["_id"]), user["email"], session_version(user))
     return UserPublic(id=str(user["_id"]), email=user["email"])
 
 
@@ -40,18 +41,29 @@ async def sign_in(
     verified = await passwords.verify(user["password"] if user else None, body.password)
     if user is None or not verified:
         raise BadRequestError("Invalid credentials")
-    sessions.set_cookie(response, str(user["_id"]), user["email"])
+    sessions.set_cookie(response, str(user["_id"]), user["email"], session_version(user))
     return UserPublic(id=str(user["_id"]), email=user["email"])
 
 
 @router.post("/signout")
-async def sign_out(response: Response, sessions: SessionsDep) -> dict[str, object]:
-    """Sign out: clear the session cookie."""
+async def sign_out(
+    response: Response, user: CurrentUser, users: UsersDep, sessions: SessionsDep
+) -> dict[str, object]:
+    """Sign out: revoke the user's sessions (this token and every other one issued
+    before it) and clear the cookie."""
+    if user is not None:
+        await users.revoke_sessions(user.id, user.ver)
     sessions.clear_cookie(response)
     return {}
 
 
 @router.get("/currentuser")
-async def show_current_user(user: CurrentUser) -> CurrentUserResponse:
-    """The signed-in user, or null."""
-    return CurrentUserResponse(current_user=SessionUser(**user.model_dump()) if user else None)
+async def show_current_user(user: CurrentUser, users: UsersDep) -> CurrentUserResponse:
+    """The signed-in user, or null (also for a revoked session or an unknown user)."""
+    if user is not None:
+        stored = await users.by_id(user.id)
+        if stored is None or session_version(stored) != user.ver:
+            user = None
+    return CurrentUserResponse(
+        current_user=SessionUser(**user.model_dump(exclude={"ver"})) if user else None
+    )

@@ -135,9 +135,6 @@ class Api:
     async def current_user(self) -> User | None:
         return (await self.get("/api/users/currentuser", CurrentUserBody)).current_user
 
-    async def sign_out(self) -> httpx.Response:
-        return await self.send("POST", "/api/users/signout")
-
     async def list_tickets(self) -> list[Ticket]:
         return await self.get_list("/api/tickets", Ticket)
 

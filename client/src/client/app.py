@@ -57,7 +57,13 @@ def create_app(
             return {"gateway": False}
         return {"gateway": True}
 
-    app = new_app(title="Ticketing client", lifespan=lifespan, sessions=None, ready=ready)
+    app = new_app(
+        title="Ticketing client",
+        lifespan=lifespan,
+        sessions=None,
+        ready=ready,
+        max_body_bytes=settings.MAX_BODY_BYTES,
+    )
     # httpx logs every request at INFO; the access log already shows each page.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app.state.settings = settings

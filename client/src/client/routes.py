@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse
 
 from client.api import ApiDep
 from client.config import Settings
 from client.models import format_seconds
 from client.pages import load_page, load_user, render
+from ticketing_common.service import ServiceRoute
 
-router = APIRouter(tags=["pages"], default_response_class=HTMLResponse)
+router = APIRouter(
+    tags=["pages"], default_response_class=HTMLResponse, route_class=ServiceRoute
+)
 
 
 @router.get("/")
@@ -47,14 +50,11 @@ async def show_signin(request: Request, api: ApiDep) -> HTMLResponse:
 
 
 @router.get("/auth/signout")
-async def sign_out(api: ApiDep) -> Response:
-    """Sign out through the API, pass its cleared cookie on, and go home."""
-    answer = await api.sign_out()
-    response = RedirectResponse("/", status_code=303)
-    for cookie in answer.headers.get_list("set-cookie"):
-        response.headers.append("set-cookie", cookie)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+async def show_signout(request: Request, api: ApiDep) -> HTMLResponse:
+    """The Sign Out button on a page of its own; a GET never signs out (the button posts
+    to the API, as the header's does)."""
+    user = await load_user(api)
+    return render(request, "signout.html", {}, user=user)
 
 
 @router.get("/tickets/new")

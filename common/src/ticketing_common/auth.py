@@ -27,12 +27,15 @@ DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 
 
 class UserPayload(BaseModel):
-    """The signed-in user, as the JWT carries it (an id that is no ObjectId: signed out)."""
+    """The signed-in user, as the JWT carries it (an id that is no ObjectId: signed out).
+    `ver` is the user's session version when it was issued: auth revokes every earlier
+    token by raising the version (signout); tokens without one are version 0."""
 
     id: ObjectIdStr
     email: str
     iat: int
     exp: int
+    ver: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,15 @@ class SessionCodec:
     cookie_secure: bool = True
     ttl_seconds: int = DEFAULT_TTL_SECONDS
 
-    def token_for(self, user_id: str, email: str, now: int | None = None) -> str:
+    def token_for(self, user_id: str, email: str, now: int | None = None, version: int = 0) -> str:
         issued = int(time.time()) if now is None else now
-        claims = {"id": user_id, "email": email, "iat": issued, "exp": issued + self.ttl_seconds}
+        claims = {
+            "id": user_id,
+            "email": email,
+            "iat": issued,
+            "exp": issued + self.ttl_seconds,
+            "ver": version,
+        }
         return jwt.encode(claims, self.jwt_key, algorithm=ALGORITHM)
 
     def cookie_value(self, token: str) -> str:
@@ -70,10 +79,10 @@ class SessionCodec:
             # pydantic's ValidationError is a ValueError: a malformed payload too.
             return None
 
-    def set_cookie(self, response: Response, user_id: str, email: str) -> None:
+    def set_cookie(self, response: Response, user_id: str, email: str, version: int = 0) -> None:
         response.set_cookie(
             COOKIE_NAME,
-            self.cookie_value(self.token_for(user_id, email)),
+            self.cookie_value(self.token_for(user_id, email, version=version)),
             max_age=self.ttl_seconds,
             path="/",
             httponly=True,

@@ -28,6 +28,8 @@ class AppError(Exception):
 
     status_code: int = 500
     message: str = "Something went wrong"
+    # Response headers that go with the status (`Retry-After` of a 503).
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str | None = None, field: str | None = None) -> None:
         self.message = message or type(self).message
@@ -84,6 +86,28 @@ class MethodNotAllowedError(AppError):
     message = "Method not allowed"
 
 
+class PayloadTooLargeError(AppError):
+    """The request body is larger than the service's `MAX_BODY_BYTES` (413)."""
+
+    status_code = 413
+    message = "Request body is too large"
+
+
+class UnsupportedMediaTypeError(AppError):
+    """A POST, PUT or PATCH whose `Content-Type` is not `application/json` (415)."""
+
+    status_code = 415
+    message = "Content-Type must be application/json"
+
+
+class ServiceBusyError(AppError):
+    """Too much work already queued; the client retries after `Retry-After` (503)."""
+
+    status_code = 503
+    message = "Server busy; please retry shortly"
+    headers = {"Retry-After": "1"}
+
+
 class ConflictError(AppError):
     """Lost an optimistic-concurrency race; the client may retry (409)."""
 
@@ -99,7 +123,9 @@ class PaymentProviderError(AppError):
 
 
 def error_response(error: AppError) -> JSONResponse:
-    return JSONResponse({"errors": error.serialize()}, status_code=error.status_code)
+    return JSONResponse(
+        {"errors": error.serialize()}, status_code=error.status_code, headers=error.headers
+    )
 
 
 def _clean_message(message: str) -> str:
@@ -135,11 +161,15 @@ def _uses(dependant: Dependant, call: Any) -> bool:
     return any(dep.call is call or _uses(dep, call) for dep in dependant.dependencies)
 
 
-def _route_requires_user(request: Request) -> bool:
+def route_requires_user(route: object) -> bool:
+    """Whether `route` depends on `RequireUser` (directly or through a dependency)."""
     from ticketing_common.auth import require_user
 
-    route = request.scope.get("route")  # the matched route, set by the router
     return isinstance(route, APIRoute) and _uses(route.dependant, require_user)
+
+
+def _route_requires_user(request: Request) -> bool:
+    return route_requires_user(request.scope.get("route"))  # the route the router matched
 
 
 def http_error(exc: StarletteHTTPException) -> AppError:

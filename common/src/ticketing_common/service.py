@@ -5,17 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticketing_common.auth import SessionCodec, install_sessions
-from ticketing_common.config import EventSettings
-from ticketing_common.errors import install_error_handlers
+from ticketing_common.auth import SessionCodec, install_sessions, read_current_user
+from ticketing_common.config import DEFAULT_MAX_BODY_BYTES, EventSettings
+from ticketing_common.errors import (
+    AppError,
+    BadRequestError,
+    NotAuthorizedError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    error_response,
+    install_error_handlers,
+    route_requires_user,
+)
 from ticketing_common.events import EventBus, Listener, Outbox
 from ticketing_common.mongo import Collection, Mongo
 
@@ -41,6 +51,15 @@ class StripTrailingSlash:
 # half of a pair) it decodes to a string no database, hash or HTTP client can encode.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
+# Methods whose requests carry a body. They must say it is JSON: a browser sends a POST
+# cross-origin without asking first only as a form or text/plain, never as
+# application/json. DELETE has no body and is always preflighted.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Deeper than any body of the API (or a Stripe event); deeper ones are refused before
+# anything recurses into them.
+MAX_JSON_DEPTH = 32
+NESTED_TOO_DEEPLY = "Request body is nested too deeply"
+
 
 def _encodable(text: str) -> bool:
     try:
@@ -51,7 +70,8 @@ def _encodable(text: str) -> bool:
 
 
 def _invalid_text_at(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first string in `value` holding a lone surrogate."""
+    """The dotted path of the first string in `value` holding a lone surrogate
+    (`value` is at most MAX_JSON_DEPTH deep)."""
     if isinstance(value, str):
         return None if _encodable(value) else path
     if isinstance(value, dict):
@@ -70,43 +90,127 @@ def _invalid_text_at(value: Any, path: str = "") -> str | None:
     return None
 
 
-class RejectInvalidText:
-    """A JSON body with a lone surrogate escape is 400 with the field, before any route
-    runs: such a string would otherwise fail deep inside a write (a 500)."""
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests lists and objects more than MAX_JSON_DEPTH deep (one level at
+    a time, no recursion: `[]` is 1 deep, `[[]]` 2)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        messages: list[Message] = []
-        body = b""
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        if _SURROGATE_ESCAPE.search(body):
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _declared_length(request: Request) -> int:
+    try:
+        return int(request.headers.get("content-length") or 0)
+    except ValueError:
+        return 0  # the server refuses such a request before it gets here
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_bounded(request: Request, limit: int) -> list[Message]:
+    """The request's body messages, refusing more than `limit` bytes as they arrive."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise _BodyTooLarge()
+        if not message.get("more_body", False):
+            return messages
+
+
+def _check_json(body: bytes) -> AppError | None:
+    """400 for JSON nested too deeply or holding a lone surrogate; None otherwise (a body
+    that is not JSON is the route's to refuse, or to read as it likes)."""
+    if not body.strip():
+        return None
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        return BadRequestError(NESTED_TOO_DEEPLY)
+    except ValueError:
+        return None
+    if _too_deep(value):
+        return BadRequestError(NESTED_TOO_DEEPLY)
+    if _SURROGATE_ESCAPE.search(body):
+        field = _invalid_text_at(value)
+        if field is not None:
+            return BadRequestError("Must be valid text", field=field or None)
+    return None
+
+
+class ServiceRoute(APIRoute):
+    """The route class of every service router (`APIRouter(..., route_class=ServiceRoute)`;
+    `new_app` refuses routers without it). A POST, PUT or PATCH is checked once its route
+    is known (so an unknown path is 404 and a wrong method 405 first) and before its body
+    is parsed, in this order: the route requires a user and the caller is signed out: 401;
+    not `application/json`: 415; more than `MAX_BODY_BYTES`: 413; JSON nested deeper than
+    MAX_JSON_DEPTH: 400; a string with a lone surrogate escape: 400 with its field (it
+    would fail deep inside a write or a hash as a 500). The body then reaches the route
+    unchanged, so a route may still read it raw."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        requires_user = route_requires_user(self)
+
+        async def checked(request: Request) -> Response:
+            if request.method not in BODY_METHODS:
+                return await handler(request)
+            limit: int = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+            error: AppError | None = None
+            if requires_user and read_current_user(request) is None:
+                error = NotAuthorizedError()
+            elif not _is_json(request.headers.get("content-type")):
+                error = UnsupportedMediaTypeError()
+            elif _declared_length(request) > limit:
+                error = PayloadTooLargeError()
+            if error is not None:
+                return error_response(error)
             try:
-                field = _invalid_text_at(json.loads(body))
-            except ValueError:
-                field = None  # not JSON: the route reports that
-            if field is not None:
-                entry = {"message": "Must be valid text"}
-                if field:
-                    entry["field"] = field
-                await JSONResponse({"errors": [entry]}, status_code=400)(scope, receive, send)
-                return
+                messages = await _read_bounded(request, limit)
+            except _BodyTooLarge:
+                return error_response(PayloadTooLargeError())
+            body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+            error = _check_json(body)
+            if error is not None:
+                return error_response(error)
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
+            async def replay() -> Message:
+                return messages.pop(0) if messages else await request.receive()
 
-        await self.app(scope, replay, send)
+            return await handler(Request(request.scope, replay))
+
+        return checked
+
+
+class ServiceApp(FastAPI):
+    """A service's app: every router it includes uses `ServiceRoute`."""
+
+    def include_router(self, router: APIRouter, *args: Any, **kwargs: Any) -> None:
+        if not issubclass(router.route_class, ServiceRoute):
+            raise TypeError(
+                f"router {router.prefix or '/'!r}: use APIRouter(route_class=ServiceRoute) "
+                "so its writes get the shared body checks"
+            )
+        super().include_router(router, *args, **kwargs)
 
 
 def configure_logging() -> None:
@@ -176,16 +280,20 @@ def new_app(
     lifespan: Any,
     sessions: SessionCodec | None,
     ready: ReadyCheck = standard_ready,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """A FastAPI app with the shared error handling, sessions, `/healthz` and `/readyz`.
+    """A FastAPI app with the shared error handling, sessions, body checks (see
+    `ServiceRoute`; `max_body_bytes` is the service's `MAX_BODY_BYTES`), `/healthz` and
+    `/readyz`.
 
     `ready` returns named checks (by default those of `standard_ready`); `/readyz` is 200
     when all pass, else 503 naming the failing ones.
     """
     configure_logging()
-    app = FastAPI(title=title, lifespan=lifespan, redirect_slashes=False)
+    app = ServiceApp(title=title, lifespan=lifespan, redirect_slashes=False)
+    app.router.route_class = ServiceRoute
+    app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
-    app.add_middleware(RejectInvalidText)
     app.add_middleware(StripTrailingSlash)
     if sessions is not None:
         install_sessions(app, sessions)

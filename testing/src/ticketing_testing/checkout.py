@@ -50,7 +50,9 @@ class PaymentsService(RunningService):
         return await self.post({"token": token, "orderId": order_id}, session)
 
     async def post(self, body: Any, session: dict[str, str] | None = None) -> Response:
-        return await self.http.post(PAYMENTS, json=body, headers=session)
+        # Always JSON: json=None sends no body, and no Content-Type would be a 415.
+        headers = {"content-type": "application/json", **(session or {})}
+        return await self.http.post(PAYMENTS, json=body, headers=headers)
 
     async def replica(self, order_id: str) -> Document | None:
         return await self.orders.get(order_id)

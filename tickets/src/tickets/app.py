@@ -25,7 +25,7 @@ def create_app(
         mongo = await connect(settings.MONGO_URI, SERVICE)
         try:
             async with event_runtime(SERVICE, settings, mongo, [mongo.db.tickets]) as events:
-                tickets = Tickets(mongo.db.tickets, events.outbox)
+                tickets = Tickets(mongo.db.tickets, events.outbox, settings.CANCELLED_ORDERS_KEPT)
                 await tickets.create_indexes()
                 events.listen(
                     OrderCreatedListener(tickets, TicketUpdatedPublisher(events.bus)),
@@ -40,6 +40,7 @@ def create_app(
         title="Ticketing tickets",
         lifespan=lifespan,
         sessions=SessionCodec(jwt_key=settings.JWT_KEY),  # read only: auth writes the cookie
+        max_body_bytes=settings.MAX_BODY_BYTES,
     )
     app.include_router(router)
     return app

@@ -9,10 +9,11 @@ from ticketing_common.errors import (
 )
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import path_object_id
+from ticketing_common.service import ServiceRoute
 from tickets.deps import TicketsDep
 from tickets.schemas import TicketCreate, TicketPublic, TicketUpdate
 
-router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+router = APIRouter(prefix="/api/tickets", tags=["tickets"], route_class=ServiceRoute)
 
 RESERVED = "Cannot edit a reserved ticket"
 
