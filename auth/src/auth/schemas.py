@@ -1,3 +1,4 @@
+import unicodedata
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
@@ -19,11 +20,14 @@ def _non_empty(value: str) -> str:
 
 
 def _email(value: str) -> str:
+    # NFKC first: full-width, composed and decomposed spellings of one address are one
+    # account (compatibility forms fold to their plain letters before lower-casing).
+    value = unicodedata.normalize("NFKC", value).strip()
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
         raise ValueError("Email must be valid") from None
-    return value.lower()
+    return unicodedata.normalize("NFKC", value.lower())
 
 
 Email = Annotated[str, Trimmed, AfterValidator(_email)]

@@ -1,7 +1,8 @@
 """The client's server side calls the API through the gateway, as the browser's proxy.
 
-Every call forwards the browser's `Cookie` (so the API sees the same session) and `Host`
-(the ingress routes by host), as the original did. Answers other than 2xx become an
+Every call forwards the browser's `Cookie` (so the API sees the same session) and sends
+the configured `API_HOST` as `Host` (the ingress routes by host; the original forwarded the
+browser's, whatever it said). Answers other than 2xx become an
 `ApiError` carrying the API's status and messages, which the page then shows.
 """
 
@@ -150,7 +151,8 @@ class Api:
 
 def get_api(request: Request) -> Api:
     http: httpx.AsyncClient = request.state.http
-    return Api(http, request.headers.get("cookie"), request.headers.get("host"))
+    host: str = request.app.state.settings.API_HOST
+    return Api(http, request.headers.get("cookie"), host)
 
 
 ApiDep = Annotated[Api, Depends(get_api)]

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -28,6 +29,37 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+# Where the real Stripe.js fetches, frames (Elements, 3-D Secure) and scripts from, beside
+# its own origin (Stripe's CSP guide).
+STRIPE_SOURCES = {
+    "script-src": ["https://*.js.stripe.com"],
+    "connect-src": ["https://api.stripe.com"],
+    "frame-src": ["https://*.js.stripe.com", "https://hooks.stripe.com"],
+    "img-src": ["https://*.stripe.com"],
+}
+
+
+def content_security_policy(stripe_js_url: str) -> str:
+    """Scripts, styles and calls from this site and Stripe.js's origin only; no inline
+    script, no plugins, no framing of the pages, forms post here only."""
+    parts = urlsplit(stripe_js_url)
+    stripe = f"{parts.scheme}://{parts.netloc}"
+    extra = STRIPE_SOURCES if parts.hostname == "js.stripe.com" else {}
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", stripe],
+        "connect-src": ["'self'", stripe],
+        "frame-src": [stripe],
+        "img-src": ["'self'", "data:"],
+        "style-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    for name, sources in extra.items():
+        directives[name] = directives[name] + sources
+    return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
 def create_app(
@@ -71,13 +103,17 @@ def create_app(
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.include_router(router)
     install_page_errors(app)
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(settings.STRIPE_JS_URL),
+    }
 
     @app.middleware("http")
     async def add_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         if response.headers.get("content-type", "").startswith("text/html"):
             # Pages show one person's data: no shared caches, revalidate every time.

@@ -10,6 +10,9 @@ class Settings(ServiceSettings):
     # make dev points this at localstripe's stand-in; production loads the real Stripe.js.
     STRIPE_JS_URL: str = "https://js.stripe.com/v3/"
     API_TIMEOUT_SECONDS: float = 10.0
+    # The Host of every API call (the ingress routes by host). The browser's own Host is
+    # never passed on: a forged one could reach another virtual host of the ingress.
+    API_HOST: str = "ticketing.dev"
 
 
 @lru_cache

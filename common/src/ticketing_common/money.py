@@ -6,6 +6,7 @@ decimals (docs/SPEC.md §3, §4). Input may also be a numeric string such as "10
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -13,15 +14,22 @@ from pydantic import BeforeValidator, PlainSerializer
 
 MAX_PRICE = Decimal("999999.99")
 CENT = Decimal("0.01")
+# A numeric string as JSON would write the number: ASCII digits only. Decimal() alone also
+# takes `1_000.00` and non-ASCII digits (Arabic-Indic `10`), which no page or event writes back.
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def parse_price(value: Any) -> Decimal:
     """A price > 0, <= 999999.99 with at most two decimals, or ValueError with the reason."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValueError("Price must be a number")
+    if isinstance(value, str):
+        value = value.strip()
+        if not _NUMBER_TEXT.fullmatch(value):
+            raise ValueError("Price must be a number")
     try:
         # str() of a float is its shortest round-trip text: 19.99 stays "19.99".
-        price = Decimal(value.strip() if isinstance(value, str) else str(value))
+        price = Decimal(value if isinstance(value, str) else str(value))
     except InvalidOperation:
         raise ValueError("Price must be a number") from None
     if not price.is_finite():
