@@ -34,6 +34,7 @@ SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 PASSWORD = "pass1234"
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000341"
+THREE_D_SECURE_CARD = "4000002500003155"
 ORDER_URL = re.compile(r"/orders/[0-9a-f]{24}$")
 # Stripe waits up to a few seconds for the payment's event to reach the orders service.
 PAID_TIMEOUT_MS = 15_000
@@ -277,6 +278,54 @@ class TestBuying:
         buyer.wait_for_url(re.compile(r"/orders$"), timeout=PAID_TIMEOUT_MS)
         assert order_row_status(buyer, title) == "complete"
         shot(buyer, "22-decline-then-paid")
+
+    def test_buyer_pays_with_a_3d_secure_card_through_authentication_to_complete(
+        self, new_user: NewUser
+    ) -> None:
+        title = unique("Recital")
+        seller_with_ticket(new_user, title, "25")
+        buyer = new_user()
+        sign_up(buyer, "buyer")
+        open_ticket(buyer, title)
+        purchase(buyer)
+        fill_card(buyer, THREE_D_SECURE_CARD)
+
+        buyer.get_by_role("button", name="Pay").click()
+        # The bank's step (localstripe's stand-in shows it in the page).
+        authenticate = buyer.get_by_role("button", name="Complete authentication")
+        expect(authenticate).to_be_visible()
+        shot(buyer, "40-3ds-authentication-step")
+        authenticate.click()
+
+        buyer.wait_for_url(re.compile(r"/orders$"), timeout=PAID_TIMEOUT_MS)
+        assert order_row_status(buyer, title) == "complete"
+        shot(buyer, "41-3ds-my-orders-complete")
+
+    def test_failed_authentication_says_so_and_the_order_stays_payable(
+        self, new_user: NewUser
+    ) -> None:
+        title = unique("Quartet")
+        seller_with_ticket(new_user, title)
+        buyer = new_user()
+        sign_up(buyer, "buyer")
+        open_ticket(buyer, title)
+        purchase(buyer)
+        order_url = buyer.url
+        fill_card(buyer, THREE_D_SECURE_CARD)
+
+        buyer.get_by_role("button", name="Pay").click()
+        buyer.get_by_role("button", name="Fail authentication").click()
+
+        expect(buyer.get_by_role("alert")).to_contain_text("Card authentication failed")
+        expect(buyer.get_by_role("button", name="Pay")).to_be_enabled()
+        assert buyer.url == order_url
+        shot(buyer, "42-3ds-failed-message")
+        buyer.reload()
+        expect(buyer.locator(".status")).to_have_text("created")
+        fill_card(buyer, GOOD_CARD)
+        buyer.get_by_role("button", name="Pay").click()
+        buyer.wait_for_url(re.compile(r"/orders$"), timeout=PAID_TIMEOUT_MS)
+        assert order_row_status(buyer, title) == "complete"
 
     def test_second_buyer_of_a_reserved_ticket_sees_the_error_and_stays_on_the_ticket(
         self, new_user: NewUser

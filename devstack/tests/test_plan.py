@@ -113,10 +113,19 @@ class TestDefaults:
         localstripe = plan.process("localstripe")
         assert plan.localstripe_url == f"http://127.0.0.1:{environ['LOCALSTRIPE_PORT']}"
         assert localstripe.port == int(environ["LOCALSTRIPE_PORT"])
-        assert localstripe.argv[-2:] == ["--port", environ["LOCALSTRIPE_PORT"]]
+        port_at = localstripe.argv.index("--port")
+        assert localstripe.argv[port_at : port_at + 2] == ["--port", environ["LOCALSTRIPE_PORT"]]
         payments = plan.process("payments").env
         assert payments["STRIPE_KEY"] == "sk_test_dev"
         assert payments["STRIPE_API_BASE"] == plan.localstripe_url
+        # localstripe signs its webhooks with the secret payments verifies them with, and
+        # sends them to payments through the gateway.
+        assert localstripe.argv[-4:] == [
+            "--webhook",
+            f"{plan.gateway_url}/api/payments/webhooks/stripe",
+            "--webhook-secret",
+            payments["STRIPE_WEBHOOK_SECRET"],
+        ]
 
     def test_client_calls_the_gateway_and_loads_stripe_js_from_localstripe(
         self, make_root: MakeRoot

@@ -47,6 +47,10 @@ DEFAULT_LOCALSTRIPE_PORT = 8420
 DEV_STRIPE_KEY = "sk_test_dev"
 DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_dev"
 REAL_STRIPE_JS_URL = "https://js.stripe.com/v3/"
+# What localstripe signs its webhooks with unless STRIPE_WEBHOOK_SECRET is set (with a
+# real STRIPE_KEY, set it to what `stripe listen` prints).
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev"
+STRIPE_WEBHOOK_PATH = "/api/payments/webhooks/stripe"
 MEMORY_URI = "memory://"
 
 
@@ -238,6 +242,10 @@ class _Inputs:
     def use_localstripe(self) -> bool:
         return self.stripe_key is None
 
+    @property
+    def webhook_secret(self) -> str:
+        return self.get("STRIPE_WEBHOOK_SECRET") or DEV_STRIPE_WEBHOOK_SECRET
+
     def get(self, name: str) -> str | None:
         return _env(self.environ, name)
 
@@ -308,11 +316,15 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
         redis = RedisServer(ports.pick())
         redis_url = redis.url
         processes.append(_server("redis", redis.command(), redis.port, redis.url))
+    gateway_url = f"http://127.0.0.1:{inputs.gateway_port}"
     localstripe_url: str | None = None
     if inputs.use_localstripe:
         port = inputs.localstripe_port
         localstripe_url = f"http://127.0.0.1:{port}"
-        argv = LocalStripeServer(port).command()
+        # localstripe sends its signed events to payments through the gateway, as Stripe
+        # would through the ingress.
+        webhook = (gateway_url + STRIPE_WEBHOOK_PATH, inputs.webhook_secret)
+        argv = LocalStripeServer(port, webhook=webhook).command()
         processes.append(
             ProcessSpec(
                 name="localstripe",
@@ -325,7 +337,6 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
             )
         )
 
-    gateway_url = f"http://127.0.0.1:{inputs.gateway_port}"
     upstreams: dict[str, int] = {}
     uvicorn = find_binary("uvicorn") if services else ""
     for name in HTTP_SERVICES:
@@ -425,6 +436,8 @@ def _service_env(
         env["STRIPE_KEY"] = inputs.stripe_key or DEV_STRIPE_KEY
         if localstripe_url is not None:
             env["STRIPE_API_BASE"] = localstripe_url
+        if localstripe_url is not None or inputs.get("STRIPE_WEBHOOK_SECRET"):
+            env["STRIPE_WEBHOOK_SECRET"] = inputs.webhook_secret
     if name == "client":
         env["API_BASE_URL"] = gateway_url
         env["STRIPE_PUBLISHABLE_KEY"] = (

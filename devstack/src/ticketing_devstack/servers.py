@@ -131,7 +131,12 @@ class RedisServer(_Server):
 
 
 class LocalStripeServer(_Server):
-    """localstripe (Stripe's API as a local stand-in) on loopback, fresh and in memory."""
+    """localstripe (Stripe's API as a local stand-in) on loopback, fresh and in memory;
+    with `webhook` (url, secret) it sends its signed PaymentIntent events there."""
+
+    def __init__(self, port: int | None = None, webhook: tuple[str, str] | None = None) -> None:
+        super().__init__(port)
+        self.webhook = webhook
 
     @property
     def url(self) -> str:
@@ -139,4 +144,8 @@ class LocalStripeServer(_Server):
 
     def command(self) -> list[str]:
         launcher = "ticketing_devstack.localstripe_server"
-        return [sys.executable, "-m", launcher, "--port", str(self.port)]
+        argv = [sys.executable, "-m", launcher, "--port", str(self.port)]
+        if self.webhook is not None:
+            url, secret = self.webhook
+            argv += ["--webhook", url, "--webhook-secret", secret]
+        return argv

@@ -33,6 +33,7 @@ WORKER = "expiration"
 SECRET_VALUES = {
     ("jwt-secret", "JWT_KEY"): "contract-test-jwt-key-0123456789abcdef0123",
     ("stripe-secret", "STRIPE_KEY"): "sk_test_contract0123456789",
+    ("stripe-secret", "STRIPE_WEBHOOK_SECRET"): "whsec_contract0123456789",
 }
 
 

@@ -1,7 +1,10 @@
 // The order page: the countdown, and the card payment through Stripe.js Elements.
 // The real Stripe.js gives a PaymentMethod (pm_...); localstripe's stand-in answers
 // createPaymentMethod with nothing, so then a card token (tok_...) is used, as the
-// original client did.
+// original client did. A card that asks for 3-D Secure makes payments answer 202 with
+// the PaymentIntent's client secret: `confirmCardPayment(clientSecret)` (in both the real
+// Stripe.js and the stand-in) runs the authentication, then payments is asked to record
+// the outcome, which it learns from Stripe itself (the browser's word is not taken).
 (function () {
   "use strict";
 
@@ -124,11 +127,25 @@
       return;
     }
     var response = await T.sendJson("POST", "/api/payments", { token: token.id, orderId: orderId });
+    if (response.status === 202) {
+      response = await authenticate(await response.json());
+    }
     if (response.ok) {
       await onPaid();
       return;
     }
     T.showErrors(form, await T.readErrors(response));
+  }
+
+  // 3-D Secure: Stripe.js shows the bank's step; whatever it reports, payments decides
+  // (a failed or abandoned step is cancelled there and the order stays payable).
+  async function authenticate(payment) {
+    try {
+      await stripe.confirmCardPayment(payment.clientSecret);
+    } catch (ignored) {
+      // The outcome is read from Stripe by payments below.
+    }
+    return T.sendJson("POST", "/api/payments/" + encodeURIComponent(payment.id) + "/complete", {});
   }
 
   form.addEventListener("submit", async function (event) {
