@@ -57,6 +57,11 @@ class EventSettings(ServiceSettings):
     # re-publisher looks for leftovers.
     PUBLISH_TIMEOUT_SECONDS: float = 30.0
     OUTBOX_INTERVAL_SECONDS: float = 3.0
+    # The TICKETING stream's limits (docs/SPEC.md §4), applied by every service that
+    # connects, so set them alike everywhere: the oldest messages go first past either.
+    # The age outlasts the duplicate window; the bytes stay under the broker's 1 GiB volume.
+    STREAM_MAX_AGE_SECONDS: float = Field(default=7 * 24 * 3600.0, ge=120.0)
+    STREAM_MAX_BYTES: int = Field(default=768 * 1024 * 1024, gt=0)
 
 
 S = TypeVar("S", bound=BaseSettings)

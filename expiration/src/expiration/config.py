@@ -1,5 +1,7 @@
 from functools import lru_cache
 
+from pydantic import Field
+
 from ticketing_common.config import EventSettings, load_settings
 
 SERVICE = "expiration"
@@ -7,6 +9,11 @@ SERVICE = "expiration"
 
 class Settings(EventSettings):
     REDIS_URL: str
+    # How long Redis keeps a finished job's result (its key expires then). While it is
+    # kept, a repeated `order:created` of the order schedules nothing; after, one would
+    # run a job at once whose `expiration:complete` orders ignores (the order is no longer
+    # `created`), so this bounds memory without changing any order.
+    KEEP_RESULT_SECONDS: float = Field(default=3600.0, gt=0)
 
 
 @lru_cache

@@ -12,7 +12,6 @@ web stack) are imported when a worker starts.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from arq.connections import RedisSettings
@@ -29,10 +28,6 @@ EXPIRE_ORDER = "expiration.jobs.expire_order"
 HEALTH_CHECK_INTERVAL = 5  # seconds; the key lives one second longer
 JOB_COMPLETION_WAIT = 20  # seconds; within k8s' default 30 s grace period
 CONNECT_RETRY_SECONDS = 30  # a service retries its broker and database for this long at start
-
-# How long a job's result is kept; while it is, an `order:created` for the same order (a
-# redelivery, or orders re-publishing its outbox) finds it and schedules nothing.
-KEEP_RESULT = timedelta(days=7)
 
 # A failed publish is retried with back-off (EVENT_RETRY_MIN/MAX_SECONDS) for as long as arq
 # keeps the job, which is a day past its due time: an order must expire once the broker is
@@ -106,7 +101,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_completion_wait": JOB_COMPLETION_WAIT,
         "job_timeout": job_timeout(settings),
         "max_tries": MAX_TRIES,
-        "keep_result": KEEP_RESULT,
+        # While a job's result is kept, an `order:created` for the same order (a
+        # redelivery, or orders re-publishing its outbox) finds it and schedules nothing.
+        "keep_result": settings.KEEP_RESULT_SECONDS,
         "ctx": {"settings": settings},
     }
 

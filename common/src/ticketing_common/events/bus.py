@@ -85,7 +85,7 @@ class EventBus:
                 logger.warning("NATS not reachable yet (%s); retrying", exc)
                 await asyncio.sleep(1)
         self._js = self._nc.jetstream()
-        await self._retry(lambda: ensure_stream(self.js), "ensure stream")
+        await self._retry(lambda: ensure_stream(self.js, self.settings), "ensure stream")
 
     async def close(self) -> None:
         self._closing = True

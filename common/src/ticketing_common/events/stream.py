@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
 from ticketing_common.events.subjects import Subjects
+
+if TYPE_CHECKING:
+    from ticketing_common.config import EventSettings
 
 logger = logging.getLogger("ticketing.events")
 
@@ -16,18 +20,29 @@ STREAM_NAME = "TICKETING"
 DUPLICATE_WINDOW_SECONDS = 120.0
 
 
-def stream_config() -> StreamConfig:
+def stream_config(settings: EventSettings | None = None) -> StreamConfig:
+    """The stream's config, with the limits of `settings` (EventSettings' defaults when None)."""
+    if settings is None:
+        from ticketing_common.config import EventSettings
+
+        settings = EventSettings.model_construct()
     return StreamConfig(
         name=STREAM_NAME,
         subjects=[subject.value for subject in Subjects],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        # Bounded on its volume: past either limit the oldest messages are dropped (a
+        # consumer that far behind has bigger problems than the events it missed).
+        max_age=settings.STREAM_MAX_AGE_SECONDS,
+        max_bytes=settings.STREAM_MAX_BYTES,
+        discard=DiscardPolicy.OLD,
     )
 
 
-async def ensure_stream(js: JetStreamContext) -> None:
-    """Create the stream, or bring an existing one to this config; safe to run anywhere."""
-    config = stream_config()
+async def ensure_stream(js: JetStreamContext, settings: EventSettings | None = None) -> None:
+    """Create the stream, or bring an existing one to this config (the limits of
+    `settings`); safe to run anywhere."""
+    config = stream_config(settings)
     try:
         await js.add_stream(config)
     except BadRequestError:
