@@ -24,10 +24,16 @@ def create_app(
         mongo = await connect(settings.MONGO_URI, "auth")
         users = Users(mongo.db.users)
         await users.create_indexes()
-        passwords = Passwords(settings.ARGON2_TIME_COST, settings.ARGON2_MEMORY_KIB)
+        passwords = Passwords(
+            settings.ARGON2_TIME_COST,
+            settings.ARGON2_MEMORY_KIB,
+            concurrency=settings.ARGON2_MAX_CONCURRENT,
+            queue=settings.ARGON2_MAX_QUEUED,
+        )
         try:
             yield {"mongo": mongo, "users": users, "passwords": passwords}
         finally:
+            passwords.close()
             await mongo.close()
 
     app = new_app(
