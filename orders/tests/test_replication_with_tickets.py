@@ -15,7 +15,7 @@ from orders.config import SERVICE
 from orders.config import Settings as OrdersSettings
 from ticketing_common.events import STREAM_NAME, Subjects
 from ticketing_testing import random_id
-from ticketing_testing.api import ORDERS, place_order, show_order
+from ticketing_testing.api import ORDERS, place_order
 from ticketing_testing.database import SharedDatabase, connect_yielding
 from ticketing_testing.events import eventually
 from ticketing_testing.http import signed_in
@@ -120,8 +120,10 @@ class TestReservationAcrossServices:
         assert (await ticket_in_tickets(services, ticket_id))["version"] == 1
 
         async def replica_at(version: int) -> bool:
-            shown = await show_order(services.orders, order["id"], buyer)
-            return bool(shown["ticket"]["version"] == version)
+            # The order shows its ticket as ordered, so the replica is read off the
+            # stream: tickets is at `version` and orders has handled all it published.
+            current = await ticket_in_tickets(services, ticket_id)
+            return bool(current["version"] == version) and await orders_caught_up(services.probe)
 
         await eventually(lambda: replica_at(1), what="replica at v1 in orders")
         assert ticket_id not in await listed_ticket_ids(services)

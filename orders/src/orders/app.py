@@ -13,6 +13,7 @@ from orders.events.listeners import (
 )
 from orders.repository import Orders, TicketReplicas
 from orders.routes import router
+from orders.sweeper import ExpirySweeper
 from ticketing_common.auth import SessionCodec
 from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
@@ -29,23 +30,32 @@ def create_app(
         mongo = await connect(settings.MONGO_URI, SERVICE)
         try:
             async with event_runtime(SERVICE, settings, mongo, [mongo.db.orders]) as events:
-                orders = Orders(mongo.db.orders, events.outbox)
+                orders = Orders(mongo.db.orders, events.outbox, settings.MAX_OPEN_ORDERS_PER_USER)
                 replicas = TicketReplicas(mongo.db.tickets)
                 await orders.create_indexes()
                 events.listen(
                     TicketCreatedListener(replicas),
-                    TicketUpdatedListener(replicas),
+                    TicketUpdatedListener(replicas, orders),
                     ExpirationCompleteListener(orders),
                     PaymentCreatedListener(orders),
                 )
                 await events.start()
-                yield {
-                    "settings": settings,
-                    "mongo": mongo,
-                    "bus": events.bus,
-                    "orders": orders,
-                    "replicas": replicas,
-                }
+                sweeper = ExpirySweeper(
+                    orders,
+                    settings.EXPIRATION_GRACE_SECONDS,
+                    settings.EXPIRATION_SWEEP_INTERVAL_SECONDS,
+                )
+                sweeper.start()
+                try:
+                    yield {
+                        "settings": settings,
+                        "mongo": mongo,
+                        "bus": events.bus,
+                        "orders": orders,
+                        "replicas": replicas,
+                    }
+                finally:
+                    await sweeper.stop()
         finally:
             await mongo.close()
 

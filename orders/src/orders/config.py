@@ -12,6 +12,14 @@ class Settings(EventSettings):
     MONGO_URI: str
     # How long a new order holds its ticket before the expiration service cancels it.
     EXPIRATION_WINDOW_SECONDS: int = Field(default=900, gt=0)
+    # The expiration job is the normal path; a `created` order still open this long past
+    # its `expiresAt` lost its job (Redis, arq) and is cancelled by orders' own sweep,
+    # which looks every EXPIRATION_SWEEP_INTERVAL_SECONDS.
+    EXPIRATION_GRACE_SECONDS: float = Field(default=60.0, ge=0)
+    EXPIRATION_SWEEP_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
+    # Open (`created`, `awaiting:payment`) orders one user may hold at once, so one
+    # account cannot reserve the whole catalogue.
+    MAX_OPEN_ORDERS_PER_USER: int = Field(default=10, gt=0)
 
 
 @lru_cache

@@ -4,7 +4,13 @@ from bson import ObjectId
 from fastapi import APIRouter, Response
 
 from orders.deps import OrdersDep, ReplicasDep, SettingsDep
-from orders.repository import OPEN_STATUSES, Orders, TicketReservedError
+from orders.repository import (
+    OPEN_STATUSES,
+    CancelReason,
+    Orders,
+    TicketReservedError,
+    TooManyOpenOrdersError,
+)
 from orders.schemas import OrderCreate, OrderPublic
 from ticketing_common.auth import RequireUser, UserPayload
 from ticketing_common.errors import BadRequestError, NotAuthorizedError, NotFoundError
@@ -24,7 +30,7 @@ async def _owned_order(orders: Orders, order_id: str, user: UserPayload) -> Docu
     return order
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model_exclude_none=True)
 async def create_order(
     body: OrderCreate,
     user: RequireUser,
@@ -41,26 +47,30 @@ async def create_order(
         order = await orders.create(user.id, ticket, expires_at)
     except TicketReservedError:
         raise BadRequestError("Ticket is already reserved") from None
-    return OrderPublic.from_doc(order, ticket)
+    except TooManyOpenOrdersError:
+        raise BadRequestError(
+            f"You already have {settings.MAX_OPEN_ORDERS_PER_USER} open orders; "
+            "pay for or cancel one first"
+        ) from None
+    # The seller's edit may have reached the replica after it was read: the listener's
+    # check of it may have run before this order existed, so check here too.
+    now = await replicas.get(ticket["_id"])
+    if now is not None and replicas.details_version(now) > order["ticket"]["version"]:
+        await orders.cancel_stale(ticket["_id"], replicas.details_version(now))
+        order = await orders.get(order["_id"]) or order
+    return OrderPublic.from_doc(order)
 
 
-@router.get("")
-async def list_orders(
-    user: RequireUser, orders: OrdersDep, replicas: ReplicasDep
-) -> list[OrderPublic]:
-    """Your orders, oldest first, each with its ticket."""
-    mine = await orders.for_user(user.id)
-    tickets = await replicas.many(list({order["ticket"]["id"] for order in mine}))
-    return [OrderPublic.from_doc(order, tickets.get(order["ticket"]["id"])) for order in mine]
+@router.get("", response_model_exclude_none=True)
+async def list_orders(user: RequireUser, orders: OrdersDep) -> list[OrderPublic]:
+    """Your orders, oldest first, each with its ticket as it was ordered."""
+    return [OrderPublic.from_doc(order) for order in await orders.for_user(user.id)]
 
 
-@router.get("/{order_id}")
-async def show_order(
-    order_id: str, user: RequireUser, orders: OrdersDep, replicas: ReplicasDep
-) -> OrderPublic:
-    """One of your orders, with its ticket."""
-    order = await _owned_order(orders, order_id, user)
-    return OrderPublic.from_doc(order, await replicas.get(order["ticket"]["id"]))
+@router.get("/{order_id}", response_model_exclude_none=True)
+async def show_order(order_id: str, user: RequireUser, orders: OrdersDep) -> OrderPublic:
+    """One of your orders, with its ticket as it was ordered."""
+    return OrderPublic.from_doc(await _owned_order(orders, order_id, user))
 
 
 @router.delete("/{order_id}", status_code=204, response_class=Response)
@@ -69,7 +79,9 @@ async def cancel_order(order_id: str, user: RequireUser, orders: OrdersDep) -> R
     owned = await _owned_order(orders, order_id, user)
     # Cancels a `created` or `awaiting:payment` order; one already cancelled stays as it
     # is (204, no event), a paid one is refused.
-    order, _changed = await orders.cancel(owned["_id"], OPEN_STATUSES, current=owned)
+    order, _changed = await orders.cancel(
+        owned["_id"], OPEN_STATUSES, CancelReason.BY_BUYER, current=owned
+    )
     if order is not None and order["status"] == OrderStatus.COMPLETE.value:
         raise BadRequestError("Cannot cancel a completed order")
     return Response(status_code=204)

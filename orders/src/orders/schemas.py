@@ -35,16 +35,17 @@ class OrderPublic(_Public):
     expires_at: datetime
     ticket: OrderTicket
     version: int
+    cancel_reason: str | None = None
 
     @field_serializer("expires_at")
     def _iso(self, value: datetime) -> str:
         return iso_utc(value)
 
     @classmethod
-    def from_doc(cls, order: Document, replica: Document | None) -> OrderPublic:
-        """The order with its ticket as the replica now has it (the snapshot taken at
-        ordering time if the replica is gone)."""
-        ticket = replica or {**order["ticket"], "_id": order["ticket"]["id"]}
+    def from_doc(cls, order: Document) -> OrderPublic:
+        """The order with its ticket as it was ordered: the price shown is the price
+        payments charges, whatever the ticket's replica says now."""
+        ticket = order["ticket"]
         price: Decimal = from_cents(ticket["priceCents"])
         return cls(
             id=str(order["_id"]),
@@ -52,7 +53,8 @@ class OrderPublic(_Public):
             status=OrderStatus(order["status"]),
             expires_at=order["expiresAt"],
             ticket=OrderTicket(
-                id=str(ticket["_id"]), title=ticket["title"], price=price, version=ticket["version"]
+                id=str(ticket["id"]), title=ticket["title"], price=price, version=ticket["version"]
             ),
             version=order["version"],
+            cancel_reason=order.get("cancelReason"),
         )

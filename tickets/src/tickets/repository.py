@@ -17,9 +17,10 @@ from tickets.models import Ticket
 
 
 class Tickets:
-    def __init__(self, collection: Collection, outbox: Outbox) -> None:
+    def __init__(self, collection: Collection, outbox: Outbox, cancelled_kept: int) -> None:
         self.collection = collection
         self.outbox = outbox
+        self.cancelled_kept = cancelled_kept
 
     async def create_indexes(self) -> None:
         await self.collection.create_index([("orderId", ASCENDING), ("createdAt", ASCENDING)])
@@ -36,6 +37,7 @@ class Tickets:
             "version": 0,
             "orderId": None,
             "cancelledOrderIds": [],
+            "detailsVersion": 0,
             "createdAt": utcnow(),
         }
         await self.outbox.insert(self.collection, doc, [ticket_created_event(ticket)])
@@ -59,7 +61,13 @@ class Tickets:
         return await self._write(
             ticket,
             {"orderId": None},
-            {"$set": {"title": title, "priceCents": price_cents}},
+            {
+                "$set": {
+                    "title": title,
+                    "priceCents": price_cents,
+                    "detailsVersion": after.details_version,
+                }
+            },
             after,
         )
 
@@ -80,18 +88,32 @@ class Tickets:
         return await self._write(
             ticket,
             {"orderId": order_id},
-            {"$set": {"orderId": None}, "$addToSet": {"cancelledOrderIds": order_id}},
+            {"$set": {"orderId": None}, "$push": self._remember(order_id)},
             ticket.changed(release=True),
         )
 
     async def record_cancelled(self, ticket_id: str, order_id: str) -> bool:
         """Remember `order_id` as cancelled on a ticket it does not hold, with no new
-        version and no event. False when it holds it now (or the ticket is gone)."""
+        version and no event. False when it holds it now, is remembered already (the
+        caller reads again), or the ticket is gone."""
         result = await self.collection.update_one(
-            {"_id": ObjectId(ticket_id), "orderId": {"$ne": order_id}},
-            {"$addToSet": {"cancelledOrderIds": order_id}},
+            {
+                "_id": ObjectId(ticket_id),
+                "orderId": {"$ne": order_id},
+                "cancelledOrderIds": {"$ne": order_id},
+            },
+            {"$push": self._remember(order_id)},
         )
         return bool(result.matched_count)
+
+    def _remember(self, order_id: str) -> Document:
+        """A `$push` of `order_id` onto the cancelled orders that keeps only the newest
+        `cancelled_kept`. The list exists so that a late or redelivered `order:created`
+        of a cancelled order cannot take the ticket; such a delivery comes within the
+        consumer's redelivery window, while dropping an id needs that many newer orders
+        to be admitted by orders (one at a time per ticket, each after the previous was
+        cancelled) and cancelled meanwhile."""
+        return {"cancelledOrderIds": {"$each": [order_id], "$slice": -self.cancelled_kept}}
 
     async def _write(
         self, ticket: Ticket, condition: Document, update: Document, after: Ticket

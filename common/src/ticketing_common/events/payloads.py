@@ -60,6 +60,9 @@ class TicketUpdatedEvent(_Versioned):
 class OrderTicketRef(WireModel):
     id: ObjectIdStr
     price: Price
+    # The ticket version the order was priced at (added later, so optional): tickets
+    # refuses to reserve for an order priced before the ticket's last edit.
+    version: int | None = Field(default=None, ge=0)
 
 
 class OrderCreatedEvent(_Versioned):

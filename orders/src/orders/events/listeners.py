@@ -11,7 +11,6 @@ from orders.repository import Orders, TicketReplicas
 from ticketing_common.events import (
     ExpirationCompleteEvent,
     Listener,
-    OrderStatus,
     PaymentCreatedEvent,
     RetryLater,
     TicketCreatedEvent,
@@ -36,12 +35,14 @@ class TicketCreatedListener(Listener[TicketCreatedEvent]):
 
 
 class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
-    """Apply a ticket's change only on top of the version just before it."""
+    """Apply a ticket's change only on top of the version just before it; then cancel the
+    open orders priced before the ticket's last edit (tickets refuses to reserve them)."""
 
     payload_type = TicketUpdatedEvent
 
-    def __init__(self, replicas: TicketReplicas) -> None:
+    def __init__(self, replicas: TicketReplicas, orders: Orders) -> None:
         self.replicas = replicas
+        self.orders = orders
 
     async def on_message(self, data: TicketUpdatedEvent, msg: Msg) -> None:
         outcome = await self.replicas.apply_update(data)
@@ -49,6 +50,10 @@ class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
             raise RetryLater(f"ticket {data.id} replica is not at version {data.version - 1}")
         if outcome is ReplicaUpdate.ALREADY_APPLIED:
             logger.info("ticket %s v%d already applied; stale event", data.id, data.version)
+        # Also on a redelivery: an earlier delivery may have stopped between the two writes.
+        replica = await self.replicas.get(ObjectId(data.id))
+        if replica is not None:
+            await self.orders.cancel_stale(replica["_id"], self.replicas.details_version(replica))
 
 
 class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
@@ -60,9 +65,7 @@ class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
         self.orders = orders
 
     async def on_message(self, data: ExpirationCompleteEvent, msg: Msg) -> None:
-        order, changed = await self.orders.cancel(
-            ObjectId(data.order_id), from_statuses=(OrderStatus.CREATED,)
-        )
+        order, changed = await self.orders.expire(ObjectId(data.order_id))
         if order is None:
             logger.warning("expiration:complete for unknown order %s; acked", data.order_id)
         elif not changed:

@@ -16,7 +16,9 @@ def order_created_event(order: Document) -> OrderCreatedEvent:
         user_id=order["userId"],
         expires_at=order["expiresAt"],
         ticket=OrderTicketRef(
-            id=str(order["ticket"]["id"]), price=from_cents(order["ticket"]["priceCents"])
+            id=str(order["ticket"]["id"]),
+            price=from_cents(order["ticket"]["priceCents"]),
+            version=order["ticket"]["version"],
         ),
     )
 

@@ -57,6 +57,18 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
                 # the first never reached the stream; no new version.
                 await self.publisher.publish(ticket_updated_event(ticket))
                 return
+            if ticket.priced_before_edit(data.ticket.version):
+                # The seller's edit landed while the order was on its way: refuse it. The
+                # verdict never changes (versions only grow), so a redelivery gets the same;
+                # orders cancels the order when the edit reaches its replica.
+                logger.info(
+                    "order %s priced at ticket %s v%s, edited at v%d: not reserved",
+                    order_id,
+                    ticket_id,
+                    data.ticket.version,
+                    ticket.details_version,
+                )
+                return
             if ticket.order_id is not None:
                 # Orders admits a new order only after the old one is cancelled; that
                 # cancel has not reached us yet.
@@ -81,6 +93,8 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
             if ticket.order_id == order_id:
                 if await self.tickets.release(ticket, order_id) is not None:
                     return
+            elif order_id in ticket.cancelled_order_ids:
+                return  # a redelivery: already remembered
             elif await self.tickets.record_cancelled(ticket_id, order_id):
                 return
         raise RetryLater(f"ticket {ticket_id} kept changing")

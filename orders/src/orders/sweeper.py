@@ -1,0 +1,74 @@
+"""The expiry sweep: orders' own backstop for an expiration job that never came.
+
+The expiration worker's arq job is the normal path to `expiration:complete`, but a job can
+be lost (Redis restarted without its file, a result evicted, a job dropped after its
+tries). Left alone such an order would hold its ticket forever, so every
+EXPIRATION_SWEEP_INTERVAL_SECONDS each orders process cancels `created` orders more than
+EXPIRATION_GRACE_SECONDS past `expiresAt`, through the same conditional cancel as the
+listener (`Orders.expire`). Replicas may sweep at once: the cancel is pinned to the
+version read, so one write wins and `order:cancelled` leaves once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from orders.repository import Orders
+from ticketing_common.mongo import utcnow
+
+logger = logging.getLogger("orders.sweeper")
+
+# Orders read per query; a pass keeps reading until a query comes back short.
+BATCH = 100
+
+
+class ExpirySweeper:
+    """Cancels overdue `created` orders now and then, in the background."""
+
+    def __init__(self, orders: Orders, grace_seconds: float, interval_seconds: float) -> None:
+        self.orders = orders
+        self.grace = timedelta(seconds=grace_seconds)
+        self.interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep(self) -> int:
+        """One pass: cancel every order overdue by more than the grace; the count cancelled."""
+        cancelled = 0
+        while True:
+            due = await self.orders.due_for_expiry(utcnow() - self.grace, BATCH)
+            for order in due:
+                _order, changed = await self.orders.expire(order["_id"], current=order)
+                if changed:
+                    cancelled += 1
+                    logger.warning(
+                        "order %s was still open %s after expiresAt %s (its expiration job "
+                        "never came); cancelled",
+                        order["_id"],
+                        self.grace,
+                        order["expiresAt"],
+                    )
+            # Every order read has left `created` (cancelled here or by someone else), so
+            # the next query moves on; a short one means nothing more is due.
+            if len(due) < BATCH:
+                return cancelled
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="expiry-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("expiry sweep failed; trying again later")
+            await asyncio.sleep(self.interval)
