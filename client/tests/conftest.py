@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from client.app import create_app
 from client.config import Settings
-from ticketing_common.testing import random_id
+from ticketing_testing import random_id
 
 STRIPE_JS_URL = "http://127.0.0.1:8420/js.stripe.com/v3/"
 STRIPE_KEY = "pk_test_page_tests"
