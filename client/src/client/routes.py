@@ -13,9 +13,7 @@ from client.models import format_seconds
 from client.pages import load_page, load_user, render
 from ticketing_common.service import ServiceRoute
 
-router = APIRouter(
-    tags=["pages"], default_response_class=HTMLResponse, route_class=ServiceRoute
-)
+router = APIRouter(tags=["pages"], default_response_class=HTMLResponse, route_class=ServiceRoute)
 
 
 @router.get("/")
