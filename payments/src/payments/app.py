@@ -45,6 +45,8 @@ def create_app(
                     retry_min=settings.REFUND_RETRY_MIN_SECONDS,
                     retry_max=settings.REFUND_RETRY_MAX_SECONDS,
                     max_attempts=settings.REFUND_MAX_ATTEMPTS,
+                    # A try makes two Stripe calls (look for a refund, create one).
+                    lease=2 * settings.STRIPE_TIMEOUT_SECONDS + 5,
                 )
                 checkout = Checkout(
                     orders, payments, gateway, refunds, settings.PAYMENT_CLAIM_TIMEOUT_SECONDS

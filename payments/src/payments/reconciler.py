@@ -32,12 +32,15 @@ class RefundReconciler:
         retry_min: float,
         retry_max: float,
         max_attempts: int,
+        lease: float,
     ) -> None:
         self.payments = payments
         self.gateway = gateway
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.max_attempts = max_attempts
+        # How long one try holds a due refund: longer than its Stripe calls.
+        self.lease = lease
         # Refunds given up on since start: each needs a person.
         self.needs_attention = 0
         self._task: asyncio.Task[None] | None = None
@@ -51,7 +54,12 @@ class RefundReconciler:
         await self.refund(due)
 
     async def refund(self, due: Document) -> bool:
-        """One try at a due refund; whether it is refunded now."""
+        """One try at a due refund whose next try has come (none when another try holds
+        it or its back-off runs); whether it is refunded now."""
+        leased = await self.payments.lease_refund(due, self.lease)
+        if leased is None:
+            return False
+        due = leased
         try:
             refund_id = await self.gateway.refund(
                 order_id=due["orderId"], payment_intent=due["stripeId"]

@@ -230,6 +230,23 @@ class Payments:
                 return None
         return doc
 
+    async def lease_refund(self, payment: Document, seconds: float) -> Document | None:
+        """Take a due refund whose next try has come for one try, pushing its next try
+        `seconds` out (so a concurrent resolver or reconciler round leaves it alone); None
+        when it is not due now."""
+        now = utcnow()
+        doc: Document | None = await self.collection.find_one_and_update(
+            {
+                "_id": payment["_id"],
+                "status": PaymentStatus.REFUND_DUE.value,
+                "refundNextAt": {"$lte": now},
+                "needsAttention": {"$ne": True},
+            },
+            {"$set": {"refundNextAt": now + timedelta(seconds=seconds)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
     async def refunds_due(self, limit: int = 100) -> list[Document]:
         """Payments due for a refund whose next try has come, oldest first."""
         cursor = self.collection.find(
