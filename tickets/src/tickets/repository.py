@@ -12,6 +12,7 @@ from pymongo import ASCENDING
 
 from ticketing_common.events import Outbox
 from ticketing_common.mongo import Collection, Document, utcnow, versioned
+from ticketing_common.paging import Page, PageRequest, find_page
 from tickets.events.publishers import ticket_created_event, ticket_updated_event
 from tickets.models import Ticket
 
@@ -23,7 +24,9 @@ class Tickets:
         self.cancelled_kept = cancelled_kept
 
     async def create_indexes(self) -> None:
-        await self.collection.create_index([("orderId", ASCENDING), ("createdAt", ASCENDING)])
+        # The list's query: unreserved tickets (`orderId` null) in `_id` order, paged by
+        # `_id` (ticketing_common.paging).
+        await self.collection.create_index([("orderId", ASCENDING), ("_id", ASCENDING)])
 
     async def create(self, title: str, price_cents: int, user_id: str) -> Ticket:
         ticket = Ticket(
@@ -47,13 +50,10 @@ class Tickets:
         doc: Document | None = await self.collection.find_one({"_id": ObjectId(ticket_id)})
         return None if doc is None else Ticket.from_doc(doc)
 
-    async def list_unreserved(self) -> list[Ticket]:
-        docs: list[Document] = (
-            await self.collection.find({"orderId": None})
-            .sort([("createdAt", ASCENDING), ("_id", ASCENDING)])
-            .to_list(None)
-        )
-        return [Ticket.from_doc(doc) for doc in docs]
+    async def list_unreserved(self, request: PageRequest) -> tuple[list[Ticket], Page]:
+        """One page of the tickets no order holds, oldest first."""
+        page = await find_page(self.collection, {"orderId": None}, request)
+        return [Ticket.from_doc(doc) for doc in page.docs], page
 
     async def update_details(self, ticket: Ticket, title: str, price_cents: int) -> Ticket | None:
         """Set title and price if `ticket` is unchanged and free; None otherwise."""

@@ -1,4 +1,4 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ticketing_common.auth import RequireUser
 from ticketing_common.errors import (
@@ -9,6 +9,7 @@ from ticketing_common.errors import (
 )
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import path_object_id
+from ticketing_common.paging import CursorQuery, LimitQuery, PageRequest
 from ticketing_common.service import ServiceRoute
 from tickets.deps import TicketsDep
 from tickets.schemas import TicketCreate, TicketPublic, TicketUpdate
@@ -26,9 +27,15 @@ async def create_ticket(body: TicketCreate, user: RequireUser, tickets: TicketsD
 
 
 @router.get("", response_model_exclude_none=True)
-async def list_tickets(tickets: TicketsDep) -> list[TicketPublic]:
-    """Every ticket not reserved, oldest first."""
-    return [TicketPublic.model_validate(ticket) for ticket in await tickets.list_unreserved()]
+async def list_tickets(
+    response: Response, tickets: TicketsDep, limit: LimitQuery = None, cursor: CursorQuery = None
+) -> list[TicketPublic]:
+    """The tickets not reserved, oldest first, a page at a time: the `Link` header names
+    the next page, if any."""
+    request = PageRequest.parse(limit, cursor)
+    found, page = await tickets.list_unreserved(request)
+    response.headers.update(page.link_header(router.prefix, request.limit))
+    return [TicketPublic.model_validate(ticket) for ticket in found]
 
 
 @router.get("/{ticket_id}", response_model_exclude_none=True)
