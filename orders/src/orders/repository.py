@@ -24,6 +24,7 @@ from ticketing_common.events import (
 )
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import Collection, Document, utcnow, versioned
+from ticketing_common.paging import Page, PageRequest, find_page
 from ticketing_common.replicas import ReplicaUpdate, insert_replica
 
 logger = logging.getLogger("orders")
@@ -140,9 +141,9 @@ class Orders:
             partialFilterExpression={"openSlot": {"$exists": True}},
             name=OPEN_ORDER_SLOTS,
         )
-        await self.collection.create_index(
-            [("userId", ASCENDING), ("createdAt", ASCENDING), ("_id", ASCENDING)]
-        )
+        # The list's query: one user's orders in `_id` order, paged by `_id`
+        # (ticketing_common.paging).
+        await self.collection.create_index([("userId", ASCENDING), ("_id", ASCENDING)])
         # The expiry sweep's query: open orders by due time.
         await self.collection.create_index([("status", ASCENDING), ("expiresAt", ASCENDING)])
 
@@ -194,14 +195,11 @@ class Orders:
         )
         return doc
 
-    async def for_user(self, user_id: str) -> list[Document]:
-        """The user's orders, oldest first."""
-        docs: list[Document] = (
-            await self.collection.find({"userId": user_id}, projection={"outbox": False})
-            .sort([("createdAt", ASCENDING), ("_id", ASCENDING)])
-            .to_list(None)
+    async def for_user(self, user_id: str, request: PageRequest) -> Page:
+        """One page of the user's orders, oldest first."""
+        return await find_page(
+            self.collection, {"userId": user_id}, request, projection={"outbox": False}
         )
-        return docs
 
     async def due_for_expiry(self, before: datetime, limit: int) -> list[Document]:
         """Up to `limit` `created` orders whose `expiresAt` is at or before `before`,

@@ -16,6 +16,7 @@ from ticketing_common.auth import RequireUser, UserPayload
 from ticketing_common.errors import BadRequestError, NotAuthorizedError, NotFoundError
 from ticketing_common.events import OrderStatus
 from ticketing_common.mongo import Document, path_object_id, utcnow
+from ticketing_common.paging import CursorQuery, LimitQuery, PageRequest
 from ticketing_common.service import ServiceRoute
 
 router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=ServiceRoute)
@@ -62,9 +63,19 @@ async def create_order(
 
 
 @router.get("", response_model_exclude_none=True)
-async def list_orders(user: RequireUser, orders: OrdersDep) -> list[OrderPublic]:
-    """Your orders, oldest first, each with its ticket as it was ordered."""
-    return [OrderPublic.from_doc(order) for order in await orders.for_user(user.id)]
+async def list_orders(
+    response: Response,
+    user: RequireUser,
+    orders: OrdersDep,
+    limit: LimitQuery = None,
+    cursor: CursorQuery = None,
+) -> list[OrderPublic]:
+    """Your orders, oldest first, each with its ticket as it was ordered, a page at a
+    time: the `Link` header names the next page, if any."""
+    request = PageRequest.parse(limit, cursor)
+    page = await orders.for_user(user.id, request)
+    response.headers.update(page.link_header(router.prefix, request.limit))
+    return [OrderPublic.from_doc(order) for order in page.docs]
 
 
 @router.get("/{order_id}", response_model_exclude_none=True)
