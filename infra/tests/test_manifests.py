@@ -58,6 +58,8 @@ class TestSchemas:
         expected |= {("Service", f"{s}-srv") for s in HTTP_SERVICES}
         expected |= {("StatefulSet", f"{s}-mongo") for s in MONGO_SERVICES}
         expected |= {("Service", f"{s}-mongo-srv") for s in MONGO_SERVICES}
+        expected |= {("PodDisruptionBudget", f"{s}-pdb") for s in HTTP_SERVICES}
+        expected |= {("HorizontalPodAutoscaler", f"{s}-hpa") for s in HTTP_SERVICES}
         expected |= {
             ("StatefulSet", "nats"),
             ("Service", "nats-srv"),

@@ -62,6 +62,9 @@ class EventSettings(ServiceSettings):
     # The age outlasts the duplicate window; the bytes stay under the broker's 1 GiB volume.
     STREAM_MAX_AGE_SECONDS: float = Field(default=7 * 24 * 3600.0, ge=120.0)
     STREAM_MAX_BYTES: int = Field(default=768 * 1024 * 1024, gt=0)
+    # Copies of the stream across a JetStream cluster: 1 on a single node (skaffold dev),
+    # 3 on the production overlay's three-node cluster (one node may go without loss).
+    STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
 
 
 S = TypeVar("S", bound=BaseSettings)

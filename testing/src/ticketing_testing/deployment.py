@@ -70,8 +70,16 @@ class Manifests:
         return {c["metadata"]["name"]: c.get("data", {}) for c in self.of_kind("ConfigMap")}
 
 
+def kustomization_resources(folder: Path) -> list[Path]:
+    """The files a kustomization.yaml lists as its resources (folders are other bases)."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    return [folder / name for name in kustomization["resources"] if (folder / name).is_file()]
+
+
 def load_manifests() -> Manifests:
-    files = sorted(K8S.glob("*.yaml"))
+    """The base's resources, as `kubectl apply -k infra/k8s` deploys them (it has no
+    patches: the tests below check that its rendering is these files' documents)."""
+    files = kustomization_resources(K8S)
     docs: list[dict[str, Any]] = []
     for path in files:
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]

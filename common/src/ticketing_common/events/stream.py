@@ -36,6 +36,7 @@ def stream_config(settings: EventSettings | None = None) -> StreamConfig:
         max_age=settings.STREAM_MAX_AGE_SECONDS,
         max_bytes=settings.STREAM_MAX_BYTES,
         discard=DiscardPolicy.OLD,
+        num_replicas=settings.STREAM_REPLICAS,
     )
 
 

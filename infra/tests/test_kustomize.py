@@ -1,0 +1,138 @@
+"""The manifests as kustomize renders them: the development base (`kubectl apply -k
+infra/k8s`, what skaffold deploys) and the production overlay (`infra/production`), each
+valid Kubernetes under strict validation, with every HTTP service scalable."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ticketing_testing.deployment import (
+    HTTP_SERVICES,
+    K8S,
+    ROOT,
+    Manifests,
+    only_container,
+    resolve_env,
+    settings_class,
+)
+
+PRODUCTION = ROOT / "infra" / "production"
+EVENT_SERVICES = ("tickets", "orders", "payments", "expiration")
+
+
+def kustomize(folder: Path) -> str:
+    kubectl = shutil.which("kubectl") or "/usr/bin/kubectl"
+    if not Path(kubectl).exists():
+        pytest.fail("kubectl (with its built-in kustomize) is not installed", pytrace=False)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def docs_of(rendered: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(rendered) if d]
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def strictly_valid(rendered: str, tmp_path: Path) -> None:
+    path = tmp_path / "rendered.yaml"
+    path.write_text(rendered)
+    result = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if not line.startswith("INFO ")] == []
+
+
+@pytest.fixture(scope="module")
+def production() -> list[dict[str, Any]]:
+    return docs_of(kustomize(PRODUCTION))
+
+
+class TestBase:
+    def test_rendered_base_is_exactly_the_manifest_files(self, manifests: Manifests) -> None:
+        rendered = docs_of(kustomize(K8S))
+        assert rendered == sorted_like(rendered, manifests.docs)
+
+    def test_every_http_service_has_a_disruption_budget_and_a_cpu_autoscaler(
+        self, manifests: Manifests
+    ) -> None:
+        for service in HTTP_SERVICES:
+            deployment = manifests.named("Deployment", f"{service}-depl")
+            pdb = manifests.named("PodDisruptionBudget", f"{service}-pdb")
+            assert (
+                pdb["spec"]["selector"]["matchLabels"]
+                == deployment["spec"]["selector"]["matchLabels"]
+            )
+            assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+            hpa = manifests.named("HorizontalPodAutoscaler", f"{service}-hpa")
+            assert hpa["spec"]["scaleTargetRef"] == {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": f"{service}-depl",
+            }
+            assert hpa["spec"]["minReplicas"] == deployment["spec"]["replicas"]
+            assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+            # Utilisation is measured against the request: there must be one.
+            assert only_container(deployment)["resources"]["requests"]["cpu"]
+
+
+class TestProduction:
+    def test_overlay_passes_strict_validation(self, tmp_path: Path) -> None:
+        strictly_valid(kustomize(PRODUCTION), tmp_path)
+
+    def test_nats_is_a_three_node_cluster_with_a_volume_each(
+        self, production: list[dict[str, Any]]
+    ) -> None:
+        nats = named(production, "StatefulSet", "nats")
+        assert nats["spec"]["replicas"] == 3
+        container = only_container(nats)
+        args = container["args"]
+        routes = args[args.index("--routes") + 1].split(",")
+        assert routes == [f"nats://nats-{i}.nats-srv:6222" for i in range(3)]
+        # JetStream needs a distinct server name per node.
+        assert args[args.index("--name") + 1] == "$(POD_NAME)"
+        assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+            container["env"]
+        )
+        assert [t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]] == ["data"]
+        service = named(production, "Service", "nats-srv")
+        assert service["spec"]["clusterIP"] == "None"  # per-pod names for the routes
+        assert 6222 in {p["port"] for p in service["spec"]["ports"]}
+        pdb = named(production, "PodDisruptionBudget", "nats-pdb")
+        assert pdb["spec"]["maxUnavailable"] == 1  # a quorum of two stays
+
+    def test_every_event_service_keeps_three_stream_replicas_as_a_valid_setting(
+        self, production: list[dict[str, Any]], manifests: Manifests
+    ) -> None:
+        config_maps = manifests.config_maps()
+        for service in EVENT_SERVICES:
+            deployment = named(production, "Deployment", f"{service}-depl")
+            env = resolve_env(only_container(deployment), config_maps)
+            assert env["STREAM_REPLICAS"] == "3"
+            assert settings_class(service)(**env).STREAM_REPLICAS == 3
+
+
+def sorted_like(order: list[dict[str, Any]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`docs` in the order kustomize printed `order` (it sorts by kind), to compare as lists."""
+    key = [(d["kind"], d["metadata"]["name"]) for d in order]
+    by_key = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert set(by_key) == set(key)
+    return [by_key[k] for k in key]
