@@ -11,13 +11,12 @@ version read, so one write wins and `order:cancelled` leaves once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from orders.repository import Orders
 from ticketing_common.mongo import utcnow
+from ticketing_common.periodic import Periodic
 
 logger = logging.getLogger("orders.sweeper")
 
@@ -32,7 +31,7 @@ class ExpirySweeper:
         self.orders = orders
         self.grace = timedelta(seconds=grace_seconds)
         self.interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("expiry-sweeper", self.sweep, interval_seconds)
 
     async def sweep(self) -> int:
         """One pass: cancel every order overdue by more than the grace; the count cancelled."""
@@ -56,19 +55,7 @@ class ExpirySweeper:
                 return cancelled
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="expiry-sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("expiry sweep failed; trying again later")
-            await asyncio.sleep(self.interval)
+        await self._loop.stop()

@@ -11,14 +11,13 @@ a metrics endpoint can expose) goes up.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
 from payments.repository import Payments, PaymentStatus
 from ticketing_common.mongo import Document, utcnow
+from ticketing_common.periodic import Periodic
 
 logger = logging.getLogger("payments.refunds")
 
@@ -43,7 +42,7 @@ class RefundReconciler:
         self.lease = lease
         # Refunds given up on since start: each needs a person.
         self.needs_attention = 0
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Periodic | None = None
 
     async def refund_due(self, payment: Document) -> None:
         """Mark a paid payment of a cancelled order `refundDue` and try the refund once;
@@ -109,19 +108,9 @@ class RefundReconciler:
         return refunded
 
     def start(self, interval: float) -> None:
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    await self.run_once()
-                except Exception:
-                    logger.exception("refund reconciler round failed")
-
-        self._task = asyncio.create_task(loop(), name="refund-reconciler")
+        self._loop = Periodic("refund-reconciler", self.run_once, interval, wait_first=True)
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._loop is not None:
+            await self._loop.stop()
