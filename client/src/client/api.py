@@ -11,17 +11,18 @@ from __future__ import annotations
 import logging
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Annotated, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
-from client.models import CurrentUserBody, Order, Ticket, User
+from client.models import ApiModel, CurrentUserBody, ListPage, Order, Ticket, User
 
 logger = logging.getLogger("client.api")
 
 M = TypeVar("M", bound=BaseModel)
+L = TypeVar("L", bound=ApiModel)
 
 DEFAULT_MESSAGES = {
     401: "Not authorized",
@@ -95,10 +96,12 @@ class Api:
         if host:
             self._headers["Host"] = host
 
-    async def send(self, method: str, path: str) -> httpx.Response:
+    async def send(
+        self, method: str, path: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
         """Call the API; a 2xx answer, else `ApiError` with the API's status and messages."""
         try:
-            response = await self._http.request(method, path, headers=self._headers)
+            response = await self._http.request(method, path, params=params, headers=self._headers)
         except httpx.HTTPError as exc:
             logger.warning("API call %s %s failed: %r", method, path, exc)
             raise ApiError(UNAVAILABLE, [DEFAULT_MESSAGES[UNAVAILABLE]]) from exc
@@ -112,8 +115,19 @@ class Api:
     async def get(self, path: str, model: type[M]) -> M:
         return self._parse((await self.send("GET", path)), model, path)
 
-    async def get_list(self, path: str, model: type[M]) -> list[M]:
-        response = await self.send("GET", path)
+    async def get_page(self, path: str, model: type[L], cursor: str | None) -> ListPage[L]:
+        """The page of a paged list at `cursor` (the first page when None), and where the
+        next one starts: the `cursor` of its `Link: <...>; rel="next"`, absent on the last."""
+        response = await self.send("GET", path, None if cursor is None else {"cursor": cursor})
+        items = self._parse_list(response, model, path)
+        link = response.links.get("next", {}).get("url")
+        next_cursor = None
+        if link:
+            found = parse_qs(urlsplit(link).query).get("cursor")
+            next_cursor = found[0] if found else None
+        return ListPage(items, next_cursor)
+
+    def _parse_list(self, response: httpx.Response, model: type[M], path: str) -> list[M]:
         try:
             body: Any = response.json()
             if not isinstance(body, list):
@@ -136,14 +150,14 @@ class Api:
     async def current_user(self) -> User | None:
         return (await self.get("/api/users/currentuser", CurrentUserBody)).current_user
 
-    async def list_tickets(self) -> list[Ticket]:
-        return await self.get_list("/api/tickets", Ticket)
+    async def list_tickets(self, cursor: str | None = None) -> ListPage[Ticket]:
+        return await self.get_page("/api/tickets", Ticket, cursor)
 
     async def show_ticket(self, ticket_id: str) -> Ticket:
         return await self.get(f"/api/tickets/{path_segment(ticket_id)}", Ticket)
 
-    async def list_orders(self) -> list[Order]:
-        return await self.get_list("/api/orders", Order)
+    async def list_orders(self, cursor: str | None = None) -> ListPage[Order]:
+        return await self.get_page("/api/orders", Order, cursor)
 
     async def show_order(self, order_id: str) -> Order:
         return await self.get(f"/api/orders/{path_segment(order_id)}", Order)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +22,18 @@ def format_price(price: Decimal) -> str:
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+M = TypeVar("M", bound=ApiModel)
+
+
+@dataclass(frozen=True)
+class ListPage(Generic[M]):
+    """One page of a list the API answers a page at a time (docs/SPEC.md §3), and the
+    cursor of the next page when its `Link` header names one."""
+
+    items: list[M]
+    next_cursor: str | None = None
 
 
 class User(ApiModel):

@@ -17,10 +17,11 @@ router = APIRouter(tags=["pages"], default_response_class=HTMLResponse, route_cl
 
 
 @router.get("/")
-async def list_tickets(request: Request, api: ApiDep) -> HTMLResponse:
-    """Tickets for sale."""
-    user, tickets = await load_page(api, api.list_tickets())
-    return render(request, "index.html", {"tickets": tickets}, user=user)
+async def list_tickets(request: Request, api: ApiDep, cursor: str | None = None) -> HTMLResponse:
+    """Tickets for sale, a page at a time: `cursor` (from the Next link) names the page."""
+    user, page = await load_page(api, api.list_tickets(cursor))
+    context = {"tickets": page.items, "cursor": cursor, "next_cursor": page.next_cursor}
+    return render(request, "index.html", context, user=user)
 
 
 async def _auth_form(
@@ -70,10 +71,11 @@ async def show_ticket(request: Request, api: ApiDep, ticket_id: str) -> HTMLResp
 
 
 @router.get("/orders")
-async def list_orders(request: Request, api: ApiDep) -> HTMLResponse:
-    """The signed-in user's orders."""
-    user, orders = await load_page(api, api.list_orders())
-    return render(request, "orders_index.html", {"orders": orders}, user=user)
+async def list_orders(request: Request, api: ApiDep, cursor: str | None = None) -> HTMLResponse:
+    """The signed-in user's orders, a page at a time, as the tickets are."""
+    user, page = await load_page(api, api.list_orders(cursor))
+    context = {"orders": page.items, "cursor": cursor, "next_cursor": page.next_cursor}
+    return render(request, "orders_index.html", context, user=user)
 
 
 @router.get("/orders/{order_id}")

@@ -101,9 +101,15 @@ def wait_for_status(
 
 
 def listed_ticket_ids(base_url: str) -> set[str]:
-    response = httpx.get(f"{base_url}/api/tickets", trust_env=False)
-    assert response.status_code == 200, response.text
-    return {ticket["id"] for ticket in response.json()}
+    """Every listed ticket's id, through all the pages (`Link: <...>; rel="next"`)."""
+    ids: set[str] = set()
+    url: str | None = "/api/tickets?limit=200"
+    while url is not None:
+        response = httpx.get(f"{base_url}{url}", trust_env=False)
+        assert response.status_code == 200, response.text
+        ids.update(ticket["id"] for ticket in response.json())
+        url = response.links.get("next", {}).get("url")
+    return ids
 
 
 class TicketSeller(threading.Thread):
