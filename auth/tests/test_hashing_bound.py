@@ -73,6 +73,10 @@ async def test_sign_ins_share_the_bound_and_succeed_once_retried(narrow):
 
 def test_hashing_bounds_are_positive_settings():
     with pytest.raises(ValueError):
-        Settings(JWT_KEY="k" * 32, MONGO_URI="memory://", ARGON2_MAX_CONCURRENT=0)
+        Settings(
+            JWT_KEY="k" * 32, MONGO_URI="memory://", REDIS_URL="redis://r", ARGON2_MAX_CONCURRENT=0
+        )
     with pytest.raises(ValueError):
-        Settings(JWT_KEY="k" * 32, MONGO_URI="memory://", ARGON2_MAX_QUEUED=-1)
+        Settings(
+            JWT_KEY="k" * 32, MONGO_URI="memory://", REDIS_URL="redis://r", ARGON2_MAX_QUEUED=-1
+        )

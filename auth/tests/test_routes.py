@@ -255,4 +255,4 @@ class TestErrorsAndHealth:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": True}
+        assert ready.json()["checks"] == {"database": True, "limits": True}

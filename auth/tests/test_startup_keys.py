@@ -15,6 +15,7 @@ def environment(monkeypatch: pytest.MonkeyPatch):
     def set_env(jwt_key: str, mongo_uri: str) -> None:
         monkeypatch.setenv("JWT_KEY", jwt_key)
         monkeypatch.setenv("MONGO_URI", mongo_uri)
+        monkeypatch.setenv("REDIS_URL", "redis://auth-redis:6379/1")
         get_settings.cache_clear()
 
     yield set_env

@@ -5,10 +5,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from auth.config import Settings, get_settings
+from auth.deps import auth_ready
+from auth.limits import Limits, connect_redis
 from auth.passwords import Passwords
 from auth.repository import Users
 from auth.routes import router
 from ticketing_common.auth import SessionCodec
+from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import new_app
 
@@ -30,9 +33,11 @@ def create_app(
             concurrency=settings.ARGON2_MAX_CONCURRENT,
             queue=settings.ARGON2_MAX_QUEUED,
         )
+        limits = Limits(await connect_redis(settings.REDIS_URL), settings)
         try:
-            yield {"mongo": mongo, "users": users, "passwords": passwords}
+            yield {"mongo": mongo, "users": users, "passwords": passwords, "limits": limits}
         finally:
+            await limits.close()
             passwords.close()
             await mongo.close()
 
@@ -44,7 +49,9 @@ def create_app(
             cookie_secure=settings.COOKIE_SECURE,
             ttl_seconds=settings.SESSION_TTL_SECONDS,
         ),
+        ready=auth_ready,
         max_body_bytes=settings.MAX_BODY_BYTES,
+        metrics=Metrics("auth"),
     )
     app.include_router(router)
     return app

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Response
 
-from auth.deps import PasswordsDep, UsersDep
+from auth.deps import ClientAddress, LimitsDep, PasswordsDep, UsersDep
 from auth.repository import EmailInUse, session_version
 from auth.schemas import CurrentUserResponse, SessionUser, SignIn, SignUp, UserPublic
 from ticketing_common.auth import CurrentUser, SessionsDep
@@ -17,12 +17,16 @@ async def sign_up(
     users: UsersDep,
     passwords: PasswordsDep,
     sessions: SessionsDep,
+    limits: LimitsDep,
+    address: ClientAddress,
 ) -> UserPublic:
-    """Create an account and sign in."""
-    try:
-        user = await users.create(body.email, await passwords.hash(body.password))
-    except EmailInUse:
-        raise BadRequestError("Email in use") from None
+    """Create an account and sign in. Every sign-up counts against its email's and its
+    address's budgets (429 once one is spent)."""
+    async with limits.attempt(*limits.sign_up(body.email, address)):
+        try:
+            user = await users.create(body.email, await passwords.hash(body.password))
+        except EmailInUse:
+            raise BadRequestError("Email in use") from None
     sessions.set_cookie(response, str(user["_id"]), user["email"], session_version(user))
     return UserPublic(id=str(user["_id"]), email=user["email"])
 
@@ -34,13 +38,20 @@ async def sign_in(
     users: UsersDep,
     passwords: PasswordsDep,
     sessions: SessionsDep,
+    limits: LimitsDep,
+    address: ClientAddress,
 ) -> UserPublic:
-    """Sign in with email and password."""
-    user = await users.by_email(body.email)
-    # Verified even for an unknown email, so both failures look and take the same.
-    verified = await passwords.verify(user["password"] if user else None, body.password)
-    if user is None or not verified:
-        raise BadRequestError("Invalid credentials")
+    """Sign in with email and password. A failure counts against the email's and the
+    address's budgets; once one is spent every sign-in there is 429 (a right password
+    too) until its window ends. A success is no failure and clears the email's count."""
+    budgets = limits.sign_in(body.email, address)
+    async with limits.attempt(*budgets) as attempt:
+        user = await users.by_email(body.email)
+        # Verified even for an unknown email, so both failures look and take the same.
+        verified = await passwords.verify(user["password"] if user else None, body.password)
+        if user is None or not verified:
+            raise BadRequestError("Invalid credentials")
+    await attempt.forgive(clear=[budgets.email])
     sessions.set_cookie(response, str(user["_id"]), user["email"], session_version(user))
     return UserPublic(id=str(user["_id"]), email=user["email"])
 
