@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jinja2
 
+from ticketing_common.config import DEFAULT_MAX_BODY_BYTES
+from ticketing_common.errors import PayloadTooLargeError
 from ticketing_devstack.routes import Route, repo_root
 
 TEMPLATE = Path("infra") / "gateway" / "nginx.conf.j2"
@@ -16,6 +18,10 @@ TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 NOT_FOUND = json.dumps({"errors": [{"message": "Not Found"}]})
 UNAVAILABLE = json.dumps({"errors": [{"message": "Service unavailable"}]})
+TOO_LARGE = json.dumps({"errors": [{"message": PayloadTooLargeError.message}]})
+# The largest body the gateway passes on: the services' own default MAX_BODY_BYTES, so a
+# larger one never reaches them (the ingress says the same, infra/k8s/ingress-srv.yaml).
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
 def upstream_name(service: str) -> str:
@@ -59,6 +65,8 @@ def render_nginx_conf(
         temp_dirs=TEMP_DIRS,
         not_found=NOT_FOUND,
         unavailable=UNAVAILABLE,
+        too_large=TOO_LARGE,
+        max_body_bytes=MAX_BODY_BYTES,
     )
 
 

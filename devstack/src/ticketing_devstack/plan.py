@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,10 @@ REAL_STRIPE_JS_URL = "https://js.stripe.com/v3/"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev"
 STRIPE_WEBHOOK_PATH = "/api/payments/webhooks/stripe"
 MEMORY_URI = "memory://"
+# auth's limits in their own database of the stack's Redis (the worker's jobs are in 0).
+AUTH_REDIS_DB = 1
+# The gateway's address as the services see it.
+GATEWAY_PROXIES = "127.0.0.1/32,::1/128"
 
 
 class DevstackError(RuntimeError):
@@ -344,7 +349,7 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
             continue
         port = ports.pick()
         upstreams[name] = port
-        env = base | _service_env(name, inputs, nats_url, localstripe_url, gateway_url)
+        env = base | _service_env(name, inputs, nats_url, redis_url, localstripe_url, gateway_url)
         url = f"http://127.0.0.1:{port}"
         argv = [uvicorn, f"{name}.app:create_app", "--factory"]
         processes.append(
@@ -413,10 +418,17 @@ def _server(name: str, argv: list[str], port: int, url: str) -> ProcessSpec:
     )
 
 
+def redis_database(url: str, db: int) -> str:
+    """`url` with database `db` (its path), whatever database it named."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 def _service_env(
     name: str,
     inputs: _Inputs,
     nats_url: str,
+    redis_url: str,
     localstripe_url: str | None,
     gateway_url: str,
 ) -> dict[str, str]:
@@ -429,6 +441,12 @@ def _service_env(
         env["MONGO_URI"] = inputs.get(f"{name.upper()}_MONGO_URI") or MEMORY_URI
     if name in NATS_SERVICES:
         env["NATS_URL"] = nats_url
+    if name == "auth":
+        # The sign-in limits' counters, beside the worker's jobs in a database of their own.
+        env["REDIS_URL"] = redis_database(redis_url, AUTH_REDIS_DB)
+        # Every request reaches auth through the gateway, on loopback: its X-Forwarded-For
+        # names the client.
+        env["TRUSTED_PROXIES"] = GATEWAY_PROXIES
     window = inputs.get("EXPIRATION_WINDOW_SECONDS")
     if name == "orders" and window is not None:
         env["EXPIRATION_WINDOW_SECONDS"] = window
