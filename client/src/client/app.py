@@ -19,6 +19,7 @@ from client.config import Settings, get_settings
 from client.pages import PageError, render_error
 from client.routes import router
 from ticketing_common.errors import AppError, error_response, http_error
+from ticketing_common.metrics import Metrics
 from ticketing_common.service import new_app
 
 PACKAGE_DIR = Path(__file__).parent
@@ -69,15 +70,21 @@ def create_app(
 ) -> FastAPI:
     """The browser client. `api_transport` replaces the network to the gateway (tests)."""
     settings = settings or get_settings()
+    metrics = Metrics("client")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         http = new_http_client(
             settings.API_BASE_URL, settings.API_TIMEOUT_SECONDS, transport=api_transport
         )
+        # Its metrics on a port of their own, never on the public one (see METRICS_PORT).
+        server = None if settings.METRICS_PORT is None else metrics.serve(settings.METRICS_PORT)
         try:
             yield {"http": http}
         finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             await http.aclose()
 
     async def ready(request: Request) -> dict[str, bool]:
@@ -95,6 +102,8 @@ def create_app(
         sessions=None,
         ready=ready,
         max_body_bytes=settings.MAX_BODY_BYTES,
+        metrics=metrics,
+        metrics_path=None,
     )
     # httpx logs every request at INFO; the access log already shows each page.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -1,5 +1,7 @@
 from functools import lru_cache
 
+from pydantic import Field
+
 from ticketing_common.config import ServiceSettings, load_settings
 
 
@@ -13,6 +15,9 @@ class Settings(ServiceSettings):
     # The Host of every API call (the ingress routes by host). The browser's own Host is
     # never passed on: a forged one could reach another virtual host of the ingress.
     API_HOST: str = "ticketing.dev"
+    # The port of the client's own `/metrics` (none when unset). Not the app's port: the
+    # Ingress sends every path outside `/api/...` to the client, `/metrics` included.
+    METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
 
 
 @lru_cache

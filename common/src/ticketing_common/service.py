@@ -27,7 +27,10 @@ from ticketing_common.errors import (
     route_requires_user,
 )
 from ticketing_common.events import EventBus, Listener, Outbox
+from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import Collection, Mongo
+from ticketing_common.observability import TELEMETRY, RequestMetrics, install_metrics_route
+from ticketing_common.tracing import configure_tracing, log_handler
 
 ReadyCheck = Callable[[Request], Awaitable[dict[str, bool]]]
 
@@ -214,9 +217,12 @@ class ServiceApp(FastAPI):
 
 
 def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """INFO and up to stderr, each line with its trace id (as `logging.basicConfig`, it
+    does nothing when the root logger already has a handler)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(log_handler())
+        root.setLevel(logging.INFO)
 
 
 class EventRuntime:
@@ -245,14 +251,19 @@ class EventRuntime:
 
 @asynccontextmanager
 async def event_runtime(
-    service: str, settings: EventSettings, mongo: Mongo, outbox_collections: Iterable[Collection]
+    service: str,
+    settings: EventSettings,
+    mongo: Mongo,
+    outbox_collections: Iterable[Collection],
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[EventRuntime]:
-    """Connect `service` to JetStream for the body of the block, then stop it all.
+    """Connect `service` to JetStream for the body of the block, then stop it all; the
+    events and the outbox are counted in `metrics` (pass the app's).
 
     Inside: build repositories on `runtime.outbox`, `runtime.listen(...)` the listeners,
     then `await runtime.start()`.
     """
-    bus = EventBus(service, settings)
+    bus = EventBus(service, settings, metrics)
     outbox = Outbox(bus, outbox_collections)
     try:
         await bus.connect()
@@ -281,19 +292,28 @@ def new_app(
     sessions: SessionCodec | None,
     ready: ReadyCheck = standard_ready,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics: Metrics | None = None,
+    metrics_path: str | None = "/metrics",
 ) -> FastAPI:
     """A FastAPI app with the shared error handling, sessions, body checks (see
-    `ServiceRoute`; `max_body_bytes` is the service's `MAX_BODY_BYTES`), `/healthz` and
-    `/readyz`.
+    `ServiceRoute`; `max_body_bytes` is the service's `MAX_BODY_BYTES`), `/healthz`,
+    `/readyz`, and every request traced (FastAPI's own spans, see TELEMETRY) and counted in
+    `metrics` (the one the app's
+    `event_runtime` gets too), which `GET metrics_path` shows (None: not on this app).
 
     `ready` returns named checks (by default those of `standard_ready`); `/readyz` is 200
     when all pass, else 503 naming the failing ones.
     """
     configure_logging()
-    app = ServiceApp(title=title, lifespan=lifespan, redirect_slashes=False)
+    metrics = metrics or Metrics(title)
+    configure_tracing(metrics.service)
+    app = ServiceApp(title=title, lifespan=lifespan, redirect_slashes=False, telemetry=TELEMETRY)
     app.router.route_class = ServiceRoute
     app.state.max_body_bytes = max_body_bytes
+    app.state.metrics = metrics
     install_error_handlers(app)
+    # Inside the slash normaliser (added later, so outer), to see the scope it routes.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(StripTrailingSlash)
     if sessions is not None:
         install_sessions(app, sessions)
@@ -316,4 +336,6 @@ def new_app(
             )
         return JSONResponse({"status": "ready", "checks": checks})
 
+    if metrics_path is not None:
+        install_metrics_route(app, metrics, metrics_path)
     return app

@@ -14,6 +14,9 @@ class Settings(EventSettings):
     # run a job at once whose `expiration:complete` orders ignores (the order is no longer
     # `created`), so this bounds memory without changing any order.
     KEEP_RESULT_SECONDS: float = Field(default=3600.0, gt=0)
+    # The worker has no HTTP app: with a port, it serves its Prometheus metrics there (any
+    # path, `/metrics` included) from a thread; none when unset.
+    METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
 
 
 @lru_cache

@@ -19,6 +19,8 @@ from arq.connections import RedisSettings
 from expiration.config import SERVICE, Settings, get_settings
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from ticketing_common.events import EventBus
 
 logger = logging.getLogger("expiration")
@@ -56,10 +58,11 @@ def ensure_logging() -> None:
     job's and the event layer's INFO lines would be dropped. `python -m expiration`
     configures the root logger instead, and then this does nothing.
     """
+    from ticketing_common.tracing import log_handler
+
     if logging.getLogger().handlers:
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = log_handler()
     for name in ("expiration", "ticketing"):
         named = logging.getLogger(name)
         if not named.handlers:
@@ -69,14 +72,23 @@ def ensure_logging() -> None:
 
 async def startup(ctx: dict[str, Any]) -> None:
     from expiration.events.listeners import OrderCreatedListener
+    from expiration.jobs import JobMetrics
     from ticketing_common.events import EventBus
+    from ticketing_common.metrics import Metrics
+    from ticketing_common.tracing import configure_tracing
 
     ensure_logging()
+    configure_tracing(SERVICE)
     settings: Settings = ctx["settings"]
-    bus = EventBus(SERVICE, settings)
+    metrics = Metrics(SERVICE)
+    ctx["job_metrics"] = job_metrics = JobMetrics(metrics)
+    if settings.METRICS_PORT is not None:
+        ctx["metrics_server"] = metrics.serve(settings.METRICS_PORT)
+        logger.info("metrics on port %d", settings.METRICS_PORT)
+    bus = EventBus(SERVICE, settings, metrics)
     ctx["bus"] = bus
     await bus.connect()
-    bus.add_listener(OrderCreatedListener(ctx["redis"]))
+    bus.add_listener(OrderCreatedListener(ctx["redis"], job_metrics))
     await bus.start_listeners()
     logger.info("expiration worker listening for order:created")
 
@@ -85,6 +97,10 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     bus: EventBus | None = ctx.pop("bus", None)
     if bus is not None:
         await bus.close()
+    server: WSGIServer | None = ctx.pop("metrics_server", None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from orders.repository import Orders, TicketReplicas
 from orders.routes import router
 from orders.sweeper import ExpirySweeper
 from ticketing_common.auth import SessionCodec
+from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
 
@@ -24,12 +25,15 @@ def create_app(
 ) -> FastAPI:
     """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
+    metrics = Metrics(SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         mongo = await connect(settings.MONGO_URI, SERVICE)
         try:
-            async with event_runtime(SERVICE, settings, mongo, [mongo.db.orders]) as events:
+            async with event_runtime(
+                SERVICE, settings, mongo, [mongo.db.orders], metrics
+            ) as events:
                 orders = Orders(mongo.db.orders, events.outbox, settings.MAX_OPEN_ORDERS_PER_USER)
                 replicas = TicketReplicas(mongo.db.tickets)
                 await orders.create_indexes()
@@ -62,8 +66,9 @@ def create_app(
     app = new_app(
         title="Ticketing orders",
         lifespan=lifespan,
-        sessions=SessionCodec(jwt_key=settings.JWT_KEY),
+        sessions=SessionCodec(jwt_key=settings.JWT_KEY, previous_jwt_key=settings.JWT_KEY_PREVIOUS),
         max_body_bytes=settings.MAX_BODY_BYTES,
+        metrics=metrics,
     )
     app.include_router(router)
     return app

@@ -9,10 +9,12 @@ from payments.checkout import Checkout
 from payments.config import SERVICE, Settings, get_settings
 from payments.events.listeners import OrderCancelledListener, OrderCreatedListener
 from payments.gateway import StripeGateway
+from payments.metrics import PaymentOutcomes
 from payments.reconciler import RefundReconciler
 from payments.repository import OrderReplicas, Payments, StripeEvents
 from payments.routes import router
 from ticketing_common.auth import SessionCodec
+from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import MongoConnector, connect_mongo
 from ticketing_common.service import event_runtime, new_app
 
@@ -24,6 +26,8 @@ def create_app(
 ) -> FastAPI:
     """The app; `connect` opens its database (a test may pass its own connector)."""
     settings = settings or get_settings()
+    metrics = Metrics(SERVICE)
+    outcomes = PaymentOutcomes(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -35,7 +39,9 @@ def create_app(
             settings.STRIPE_API_VERSION,
         )
         try:
-            async with event_runtime(SERVICE, settings, mongo, [mongo.db.payments]) as events:
+            async with event_runtime(
+                SERVICE, settings, mongo, [mongo.db.payments], metrics
+            ) as events:
                 orders = OrderReplicas(mongo.db.orders)
                 payments = Payments(mongo.db.payments, events.outbox)
                 await payments.create_indexes()
@@ -47,9 +53,15 @@ def create_app(
                     max_attempts=settings.REFUND_MAX_ATTEMPTS,
                     # A try makes two Stripe calls (look for a refund, create one).
                     lease=2 * settings.STRIPE_TIMEOUT_SECONDS + 5,
+                    outcomes=outcomes,
                 )
                 checkout = Checkout(
-                    orders, payments, gateway, refunds, settings.PAYMENT_CLAIM_TIMEOUT_SECONDS
+                    orders,
+                    payments,
+                    gateway,
+                    refunds,
+                    settings.PAYMENT_CLAIM_TIMEOUT_SECONDS,
+                    outcomes,
                 )
                 events.listen(
                     OrderCreatedListener(orders), OrderCancelledListener(orders, checkout)
@@ -78,8 +90,9 @@ def create_app(
     app = new_app(
         title="Ticketing payments",
         lifespan=lifespan,
-        sessions=SessionCodec(jwt_key=settings.JWT_KEY),
+        sessions=SessionCodec(jwt_key=settings.JWT_KEY, previous_jwt_key=settings.JWT_KEY_PREVIOUS),
         max_body_bytes=settings.MAX_BODY_BYTES,
+        metrics=metrics,
     )
     app.include_router(router)
     return app

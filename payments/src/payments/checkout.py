@@ -20,6 +20,7 @@ import logging
 from bson import ObjectId
 
 from payments.gateway import Intent, PaymentDeclined, ProviderUnavailable, StripeGateway
+from payments.metrics import PaymentOutcomes
 from payments.reconciler import RefundReconciler
 from payments.repository import HELD, OrderReplicas, Payments, PaymentStatus
 from ticketing_common.errors import (
@@ -55,12 +56,14 @@ class Checkout:
         gateway: StripeGateway,
         refunds: RefundReconciler,
         claim_timeout: float,
+        outcomes: PaymentOutcomes | None = None,
     ) -> None:
         self.orders = orders
         self.payments = payments
         self.gateway = gateway
         self.refunds = refunds
         self.claim_timeout = claim_timeout
+        self.outcomes = outcomes or PaymentOutcomes()
 
     # The payment route ------------------------------------------------------------------
 
@@ -87,6 +90,7 @@ class Checkout:
             raise BadRequestError(exc.message, exc.field) from exc
         except ProviderUnavailable as exc:
             logger.warning("payment provider unavailable: %s", exc)
+            self.outcomes.provider_error.inc()
             raise PaymentProviderError() from exc
 
     def _check_payable(self, order: Document | None, user_id: str) -> Document:
@@ -160,8 +164,10 @@ class Checkout:
                     intent = await self.gateway.retrieve_intent(intent.id)
         except PaymentDeclined:
             await self.payments.release(claim)
+            self.outcomes.declined.inc()
             raise
         except ProviderUnavailable as exc:
+            self.outcomes.provider_error.inc()
             # A replay's earlier send may have charged even if this one never left.
             if exc.maybe_charged or replay:
                 logger.warning(
@@ -184,6 +190,7 @@ class Checkout:
             for _ in range(2):
                 if not self._belongs(claim, intent):
                     await self.payments.mark_unknown(claim)
+                    self.outcomes.provider_error.inc()
                     raise PaymentProviderError()
                 if intent.status == "succeeded":
                     return await self._record_paid(claim, intent)
@@ -193,12 +200,14 @@ class Checkout:
                     )
                     if waiting is None:
                         raise RuntimeError(f"claim on order {claim['orderId']} lost")
+                    self.outcomes.requires_action.inc()
                     logger.info(
                         "payment %s for order %s needs authentication", intent.id, claim["orderId"]
                     )
                     return waiting
                 if intent.status == "canceled":
                     await self.payments.release(claim)
+                    self.outcomes.declined.inc()
                     raise PaymentDeclined(self._not_charged(claim, intent), "token")
                 if intent.status not in CANCELLABLE:
                     break  # `processing`: it may still charge
@@ -215,6 +224,7 @@ class Checkout:
                 "payment %s for order %s unresolved: %s", intent.id, claim["orderId"], exc
             )
             await self.payments.mark_unknown(claim, intent.id)
+            self.outcomes.provider_error.inc()
             raise PaymentProviderError() from exc
         logger.warning(
             "payment %s for order %s is %s; kept unknown until it settles",
@@ -223,6 +233,7 @@ class Checkout:
             intent.status,
         )
         await self.payments.mark_unknown(claim, intent.id)
+        self.outcomes.provider_error.inc()
         raise PaymentProviderError()
 
     def _belongs(self, claim: Document, intent: Intent) -> bool:
@@ -270,6 +281,7 @@ class Checkout:
                     f"payment {intent.id} for order {claim['orderId']} could not be recorded"
                 )
         else:
+            self.outcomes.paid.inc()
             logger.info("order %s paid: %s, %d cents", claim["orderId"], intent.id, amount)
         # Recorded, then the order read: if its cancel landed meanwhile, the listener may
         # have seen only the claim, so the refund is made due here too.

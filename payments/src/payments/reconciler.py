@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 
 from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
+from payments.metrics import PaymentOutcomes
 from payments.repository import Payments, PaymentStatus
 from ticketing_common.mongo import Document, utcnow
 from ticketing_common.periodic import Periodic
@@ -32,6 +33,7 @@ class RefundReconciler:
         retry_max: float,
         max_attempts: int,
         lease: float,
+        outcomes: PaymentOutcomes | None = None,
     ) -> None:
         self.payments = payments
         self.gateway = gateway
@@ -42,6 +44,7 @@ class RefundReconciler:
         self.lease = lease
         # Refunds given up on since start: each needs a person.
         self.needs_attention = 0
+        self.outcomes = outcomes or PaymentOutcomes()
         self._loop: Periodic | None = None
 
     async def refund_due(self, payment: Document) -> None:
@@ -67,6 +70,7 @@ class RefundReconciler:
             await self._failed(due, exc)
             return False
         await self.payments.mark_refunded(due, refund_id)
+        self.outcomes.refunded.inc()
         logger.info(
             "order %s ended cancelled after payment %s: refunded %s",
             due["orderId"],
@@ -79,6 +83,7 @@ class RefundReconciler:
         attempts = int(due.get("refundAttempts", 0)) + 1
         if attempts >= self.max_attempts:
             self.needs_attention += 1
+            self.outcomes.refund_needs_attention.inc()
             logger.error(
                 "refund of order %s (payment %s, %d cents) failed %d times; giving up, "
                 "a person must refund it: %r",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -12,10 +13,14 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import NotFoundError
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
 from ticketing_common.config import EventSettings
 from ticketing_common.events.payloads import EventPayload
 from ticketing_common.events.stream import STREAM_NAME, durable_name, ensure_stream
+from ticketing_common.metrics import Metrics
+from ticketing_common.tracing import context_from, tracer
 
 if TYPE_CHECKING:
     from ticketing_common.events.listener import Listener
@@ -34,12 +39,17 @@ class EventBus:
 
     Open it in the lifespan: `await bus.connect()`, `bus.add_listener(...)` for each
     listener, `await bus.start_listeners(recreate=...)` before the service reports
-    ready, `await bus.close()` after.
+    ready, `await bus.close()` after. Publishes and deliveries are counted in `metrics`
+    (the app's; a private one when None) and traced.
     """
 
-    def __init__(self, service: str, settings: EventSettings) -> None:
+    def __init__(
+        self, service: str, settings: EventSettings, metrics: Metrics | None = None
+    ) -> None:
         self.service = service
         self.settings = settings
+        self.metrics = metrics or Metrics(service)
+        self.tracer = tracer(service)
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._listeners: list[Listener[Any]] = []
@@ -105,17 +115,32 @@ class EventBus:
             payload.subject.value, payload.to_json(), payload.message_id()
         )
 
-    async def publish_raw(self, subject: str, data: bytes, msg_id: str) -> PubAck:
+    async def publish_raw(
+        self, subject: str, data: bytes, msg_id: str, trace: Mapping[str, str] | None = None
+    ) -> PubAck:
         """Publish and wait for the PubAck, retrying through reconnects for up to
         PUBLISH_TIMEOUT_SECONDS; the same `msg_id` makes a retried publish a duplicate
-        the stream drops."""
+        the stream drops. The publish span is a child of the context `trace` carries (an
+        outbox entry's, stored when its write was made), else of the current one, and
+        travels in the message's `traceparent` header."""
+        with self.tracer.start_as_current_span(
+            f"{subject} publish",
+            context=context_from(trace),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subject,
+                "messaging.message.id": msg_id,
+            },
+        ):
+            headers = {"Nats-Msg-Id": msg_id}
+            propagate.inject(headers)
 
-        async def attempt() -> PubAck:
-            return await self.js.publish(
-                subject, data, timeout=2.0, headers={"Nats-Msg-Id": msg_id}
-            )
+            async def attempt() -> PubAck:
+                return await self.js.publish(subject, data, timeout=2.0, headers=headers)
 
-        ack: PubAck = await self._retry(attempt, f"publish {msg_id}")
+            ack: PubAck = await self._retry(attempt, f"publish {msg_id}")
+        self.metrics.published(subject)
         return ack
 
     async def _retry(self, action: Any, what: str) -> Any:

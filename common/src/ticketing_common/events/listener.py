@@ -9,10 +9,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from ticketing_common.events.payloads import EventPayload
+from ticketing_common.events.stream import durable_name
 from ticketing_common.events.subjects import Subjects
+from ticketing_common.metrics import ListenerCounters
+from ticketing_common.tracing import context_from
 
 if TYPE_CHECKING:
     from ticketing_common.config import EventSettings
@@ -57,7 +61,9 @@ class Listener(Generic[E]):
     exception naks with back-off (while it runs, `msg.in_progress()` every
     `progress_interval` keeps JetStream from redelivering it); after
     EVENT_GIVE_UP_SECONDS of failed deliveries the message is terminated with an error
-    log naming subject, sequence and payload.
+    log naming subject, sequence and payload. Each delivery is a CONSUMER span, a child
+    of the context in the message's `traceparent` header (so what the handler publishes
+    stays in the trace), and is counted: handled, retried or terminated.
     """
 
     payload_type: ClassVar[type[EventPayload]]
@@ -72,12 +78,31 @@ class Listener(Generic[E]):
         raise NotImplementedError
 
     def bind(self, bus: EventBus) -> Callable[[Msg], Awaitable[None]]:
+        durable = durable_name(bus.service, self.subject)
+        counters = bus.metrics.listener(self.subject.value, durable)
+        name = f"{self.subject} process"
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.destination.name": self.subject.value,
+            "messaging.consumer.group.name": durable,
+        }
+
         async def callback(msg: Msg) -> None:
-            await self._handle(msg, bus.settings)
+            with bus.tracer.start_as_current_span(
+                name,
+                context=context_from(msg.headers),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ) as span:
+                if span.is_recording():
+                    meta = msg.metadata
+                    span.set_attribute("messaging.nats.sequence", meta.sequence.stream)
+                    span.set_attribute("messaging.nats.delivered", meta.num_delivered)
+                await self._handle(msg, bus.settings, counters)
 
         return callback
 
-    async def _handle(self, msg: Msg, settings: EventSettings) -> None:
+    async def _handle(self, msg: Msg, settings: EventSettings, counters: ListenerCounters) -> None:
         meta = msg.metadata
         seq, deliveries = meta.sequence.stream, meta.num_delivered
         try:
@@ -91,6 +116,7 @@ class Listener(Generic[E]):
                 exc.errors(include_url=False),
             )
             await msg.term()
+            counters.terminated_invalid.inc()
             return
         progress = asyncio.create_task(self._keep_in_progress(msg))
         try:
@@ -99,9 +125,10 @@ class Listener(Generic[E]):
             finally:
                 await self._stop(progress)
         except Exception as exc:
-            await self._failed(msg, exc, seq, deliveries, settings)
+            await self._failed(msg, exc, seq, deliveries, settings, counters)
             return
         await msg.ack()
+        counters.handled.inc()
 
     async def _keep_in_progress(self, msg: Msg) -> None:
         while True:
@@ -118,7 +145,13 @@ class Listener(Generic[E]):
             await task
 
     async def _failed(
-        self, msg: Msg, exc: Exception, seq: int, deliveries: int, settings: EventSettings
+        self,
+        msg: Msg,
+        exc: Exception,
+        seq: int,
+        deliveries: int,
+        settings: EventSettings,
+        counters: ListenerCounters,
     ) -> None:
         if retried_for(deliveries, settings) >= settings.EVENT_GIVE_UP_SECONDS:
             logger.error(
@@ -131,6 +164,7 @@ class Listener(Generic[E]):
                 exc_info=not isinstance(exc, RetryLater),
             )
             await msg.term()
+            counters.terminated_gave_up.inc()
             return
         delay = backoff_delay(deliveries, settings)
         if isinstance(exc, RetryLater):
@@ -147,3 +181,7 @@ class Listener(Generic[E]):
                 exc_info=True,
             )
         await msg.nak(delay=delay)
+        retried = (
+            counters.retried_not_ready if isinstance(exc, RetryLater) else counters.retried_failed
+        )
+        retried.inc()

@@ -5,6 +5,10 @@ stream. A write appends its events in the same `insert_one` / `find_one_and_upda
 the change; after the PubAck each event is pulled from the array. Whatever a crash or a
 broker outage leaves behind is published again (same message id, so the stream drops
 duplicates) at start and every OUTBOX_INTERVAL_SECONDS.
+
+Each entry also keeps when it was written (`at`, for the backlog's age) and the trace
+context of the write (`trace`, its `traceparent`), so a re-published event stays in the
+trace of the request that made it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 
 from pymongo import ReturnDocument
 
 from ticketing_common.events.bus import EventBus, PublishError
 from ticketing_common.events.payloads import EventPayload
-from ticketing_common.mongo import Collection, Document
+from ticketing_common.mongo import Collection, Document, as_utc, utcnow
+from ticketing_common.tracing import current_context_headers
 
 logger = logging.getLogger("ticketing.outbox")
 
@@ -29,11 +35,16 @@ PENDING = {f"{OUTBOX_FIELD}.msgId": {"$exists": True}}
 
 
 def outbox_entry(payload: EventPayload) -> Document:
-    return {
+    entry: Document = {
         "subject": payload.subject.value,
         "data": payload.to_json().decode(),
         "msgId": payload.message_id(),
+        "at": utcnow(),
     }
+    trace = current_context_headers()
+    if trace:
+        entry["trace"] = trace
+    return entry
 
 
 def without_outbox(doc: Document) -> Document:
@@ -47,6 +58,7 @@ class Outbox:
         self.bus = bus
         self.collections = list(collections)
         self._task: asyncio.Task[None] | None = None
+        bus.metrics.outbox_watch(collection.name for collection in self.collections)
 
     async def create_indexes(self) -> None:
         for collection in self.collections:
@@ -91,7 +103,9 @@ class Outbox:
         published = 0
         for entry in doc.get(OUTBOX_FIELD) or []:
             try:
-                await self.bus.publish_raw(entry["subject"], entry["data"].encode(), entry["msgId"])
+                await self.bus.publish_raw(
+                    entry["subject"], entry["data"].encode(), entry["msgId"], entry.get("trace")
+                )
             except PublishError as exc:
                 logger.warning("left %s in the outbox for later: %s", entry["msgId"], exc)
                 break
@@ -106,11 +120,28 @@ class Outbox:
         total = 0
         for collection in self.collections:
             leftovers: list[Document] = await collection.find(PENDING).to_list(None)
-            for doc in leftovers:
-                total += await self.flush(collection, doc)
+            # The gauges first show what is pending (a publish may wait out a broker
+            # outage for a while), then what this round could not publish.
+            self._seen(collection, [(doc, 0) for doc in leftovers])
+            published = [(doc, await self.flush(collection, doc)) for doc in leftovers]
+            total += sum(count for _, count in published)
+            self._seen(collection, published)
         if total:
             logger.info("re-published %d outbox leftovers", total)
         return total
+
+    def _seen(self, collection: Collection, docs: list[tuple[Document, int]]) -> None:
+        """Record the backlog of `docs` (each with how many of its entries were published
+        since it was read) and the age of its oldest entry (one written before `at` was
+        recorded counts from now)."""
+        backlog, oldest = 0, None
+        for doc, published in docs:
+            for entry in (doc.get(OUTBOX_FIELD) or [])[published:]:
+                backlog += 1
+                at = entry.get("at")
+                written = as_utc(at).timestamp() if at is not None else time.time()
+                oldest = written if oldest is None else min(oldest, written)
+        self.bus.metrics.outbox_seen(collection.name, backlog, oldest)
 
     def start(self, interval: float) -> None:
         """Re-publish leftovers now and then every `interval` seconds, in the background."""

@@ -1,0 +1,153 @@
+"""Trace context through the outbox and in the logs (docs/OPERATIONS.md, "Traces")."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI, Request
+from nats.aio.msg import Msg
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from ticketing_common.events import Listener, Outbox, TicketCreatedEvent
+from ticketing_common.metrics import Metrics
+from ticketing_common.mongo import connect_mongo
+from ticketing_common.service import ServiceRoute, event_runtime, new_app
+from ticketing_common.tracing import configure_tracing, log_handler
+from ticketing_devstack.servers import NatsServer
+from ticketing_testing import random_id
+from ticketing_testing.events import event_settings, eventually
+from ticketing_testing.services import running_client
+
+logger = logging.getLogger("ticketing.tests.tracing")
+
+
+@pytest.fixture(scope="module")
+def exporter() -> InMemorySpanExporter:
+    provider = configure_tracing("tests")
+    assert provider is not None
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    exporter.clear()
+    yield exporter
+    exporter.clear()
+
+
+class Applied(Listener[TicketCreatedEvent]):
+    payload_type = TicketCreatedEvent
+
+    async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None:
+        logger.info("applied %s", data.id)
+
+
+def make_app(nats_url: str, **settings: float) -> FastAPI:
+    """POST writes a ticket and its ticket:created through the outbox (logging a line);
+    the same app listens to ticket:created."""
+    metrics = Metrics("traced")
+    config = event_settings(nats_url, **settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        mongo = await connect_mongo("memory://", f"tracing-{random_id()}")
+        async with event_runtime("traced", config, mongo, [mongo.db.things], metrics) as events:
+            events.listen(Applied())
+            await events.start()
+            yield {"mongo": mongo, "outbox": events.outbox}
+
+    app = new_app(title="Traced", lifespan=lifespan, sessions=None, metrics=metrics)
+    router = APIRouter(prefix="/api/things", route_class=ServiceRoute)
+
+    @router.post("", status_code=201)
+    async def create(request: Request) -> dict[str, str]:
+        outbox: Outbox = request.state.outbox
+        event = TicketCreatedEvent(
+            id=random_id(), version=0, title="concert", price="10", user_id=random_id()
+        )
+        logger.info("writing %s", event.id)
+        await outbox.insert(request.state.mongo.db.things, {"_id": event.id}, [event])
+        return {"id": event.id}
+
+    app.include_router(router)
+    return app
+
+
+def finished(spans: InMemorySpanExporter, name: str, kind: SpanKind) -> list[ReadableSpan]:
+    return [span for span in spans.get_finished_spans() if span.name == name and span.kind == kind]
+
+
+def trace_hex(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return trace.format_trace_id(span.context.trace_id)
+
+
+class TestOutboxCarriesTheTrace:
+    async def test_event_republished_after_an_outage_stays_in_the_writing_request_trace(
+        self, nats_server: NatsServer, spans: InMemorySpanExporter
+    ) -> None:
+        app = make_app(nats_server.url, PUBLISH_TIMEOUT_SECONDS=0.5, OUTBOX_INTERVAL_SECONDS=0.1)
+        async with running_client(app) as http:
+            nats_server.stop()
+            try:
+                assert (await http.post("/api/things", json={})).status_code == 201
+            finally:
+                nats_server.start()
+            await eventually(
+                lambda: bool(finished(spans, "ticket:created process", SpanKind.CONSUMER)),
+                timeout=20,
+                what="the re-published event handled",
+            )
+        (request,) = finished(spans, "POST /api/things", SpanKind.SERVER)
+        (handled,) = finished(spans, "ticket:created process", SpanKind.CONSUMER)
+        assert trace_hex(handled) == trace_hex(request)
+        # The publish that made it was the re-publisher's (the request's own failed), and
+        # it too hangs off the request, from the context stored with the outbox entry.
+        published = finished(spans, "ticket:created publish", SpanKind.PRODUCER)
+        assert len(published) >= 2
+        assert {trace_hex(span) for span in published} == {trace_hex(request)}
+        assert request.context is not None
+        assert all(
+            span.parent is not None and span.parent.span_id == request.context.span_id
+            for span in published
+        )
+
+
+class TestLogs:
+    async def test_log_lines_of_a_request_and_of_its_event_carry_its_trace_id(
+        self, jetstream_clean: str, spans: InMemorySpanExporter
+    ) -> None:
+        stream = io.StringIO()
+        handler = log_handler()
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            async with running_client(make_app(jetstream_clean)) as http:
+                assert (await http.post("/api/things", json={})).status_code == 201
+                await eventually(
+                    lambda: "applied" in stream.getvalue(), what="the listener's log line"
+                )
+            logger.info("outside any request")
+        finally:
+            logger.removeHandler(handler)
+        (request,) = finished(spans, "POST /api/things", SpanKind.SERVER)
+        lines = stream.getvalue().splitlines()
+        writing = next(line for line in lines if "writing" in line)
+        applied = next(line for line in lines if "applied" in line)
+        outside = next(line for line in lines if "outside any request" in line)
+        assert f"trace={trace_hex(request)}:" in writing
+        assert f"trace={trace_hex(request)}:" in applied
+        assert "trace=-:" in outside
