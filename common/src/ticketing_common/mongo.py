@@ -1,10 +1,11 @@
 """MongoDB access shared by the services.
 
 `connect_mongo` gives PyMongo's `AsyncMongoClient` for `mongodb://` URIs and an
-in-memory database for `memory://` (mongomock-motor, from the `ticketing-common[memory]`
-extra: installed for development and the tests, not in the services' images). Services
-use only calls with the same shape in both drivers: find, find_one, insert_one,
-update_one, find_one_and_update, count_documents, create_index and `to_list`.
+in-memory database for `memory://` (mongomock-motor over
+`ticketing_common.memory_database`, from the `ticketing-common[memory]` extra: installed
+for development and the tests, not in the services' images). Services use only calls with
+the same shape in both drivers: find, find_one, insert_one, update_one,
+find_one_and_update, count_documents, create_index and `to_list`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mon
     if uri.startswith(MEMORY_SCHEME):
         try:
             from mongomock_motor import AsyncMongoMockClient
+
+            from ticketing_common.memory_database import IndexedMongoClient
         except ImportError:
             raise RuntimeError(
                 f"MONGO_URI={uri} needs the in-memory database, which is not installed: "
@@ -74,7 +77,11 @@ async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mon
             "process stops (for development and tests only, one process per service)"
         )
         name = uri[len(MEMORY_SCHEME) :].strip("/") or default_db
-        memory_client: Any = AsyncMongoMockClient(tz_aware=True)
+        # mongomock, with lookups by `_id` and indexed fields that do not scan the whole
+        # collection (ticketing_common.memory_database; docs/benchmarks.md).
+        memory_client: Any = AsyncMongoMockClient(
+            mock_mongo_client=IndexedMongoClient(tz_aware=True)
+        )
         return Mongo(client=memory_client, db=memory_client[name], in_memory=True)
 
     from pymongo import AsyncMongoClient
