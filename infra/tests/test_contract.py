@@ -196,6 +196,7 @@ class TestSettings:
             "API_BASE_URL": True,
             "STRIPE_JS_URL": True,
             "STRIPE_PUBLISHABLE_KEY": True,
+            "METRICS_PORT": True,
         }
         env = service_env["client"]
         api = urlsplit(env["API_BASE_URL"])
