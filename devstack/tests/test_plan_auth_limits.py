@@ -52,7 +52,7 @@ def test_a_given_redis_is_shared_with_auth_in_database_1(tmp_path: Path) -> None
 def test_auth_trusts_the_gateways_forwarded_for_and_its_env_is_valid(tmp_path: Path) -> None:
     plan = build_plan(ports_env(), root=checkout(tmp_path))
 
-    settings = Settings(**plan.process("auth").env)
+    settings = Settings.model_validate(plan.process("auth").env)
     # The gateway reaches the services from loopback.
     assert any(ip_address("127.0.0.1") in net for net in settings.TRUSTED_PROXIES)
     assert any(ip_address("::1") in net for net in settings.TRUSTED_PROXIES)

@@ -46,6 +46,7 @@ def create_app(
         lifespan=lifespan,
         sessions=SessionCodec(
             jwt_key=settings.JWT_KEY,
+            previous_jwt_key=settings.JWT_KEY_PREVIOUS,
             cookie_secure=settings.COOKIE_SECURE,
             ttl_seconds=settings.SESSION_TTL_SECONDS,
         ),

@@ -1,8 +1,10 @@
 """The session cookie (docs/SPEC.md §2): issue, clear and verify it; FastAPI dependencies.
 
 The cookie `session` holds base64 of `{"jwt": "<token>"}`. Only the auth service
-issues it; every service verifies it with the shared `JWT_KEY`. A missing, malformed,
-forged or expired cookie means "signed out", never an error by itself.
+issues it; every service verifies it with the shared `JWT_KEY`, or, while the key is being
+rotated, with `JWT_KEY_PREVIOUS` (tokens signed before the change stay sessions; new ones
+are signed with `JWT_KEY` only). A missing, malformed, forged or expired cookie means
+"signed out", never an error by itself.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ class UserPayload(BaseModel):
 
 @dataclass(frozen=True)
 class SessionCodec:
-    """Signs and verifies session tokens; lives on `app.state.sessions`."""
+    """Signs and verifies session tokens; lives on `app.state.sessions`. Tokens are signed
+    with `jwt_key`; they verify with it or with `previous_jwt_key` (a key rotation)."""
 
     jwt_key: str
     cookie_secure: bool = True
     ttl_seconds: int = DEFAULT_TTL_SECONDS
+    previous_jwt_key: str | None = None
 
     def token_for(self, user_id: str, email: str, now: int | None = None, version: int = 0) -> str:
         issued = int(time.time()) if now is None else now
@@ -68,16 +72,28 @@ class SessionCodec:
             token = envelope["jwt"]
             if not isinstance(token, str):
                 return None
-            claims = jwt.decode(
-                token,
-                self.jwt_key,
-                algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat"]},
-            )
-            return UserPayload.model_validate(claims)
+            return UserPayload.model_validate(self._claims(token))
         except (ValueError, TypeError, KeyError, binascii.Error, jwt.PyJWTError):
             # pydantic's ValidationError is a ValueError: a malformed payload too.
             return None
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        """The verified claims, by the current key or else the previous one. Only a wrong
+        signature tries the next key: an expired or malformed token is refused as it is."""
+        keys = [self.jwt_key, *([self.previous_jwt_key] if self.previous_jwt_key else [])]
+        for key in keys[:-1]:
+            try:
+                return self._decode(token, key)
+            except jwt.InvalidSignatureError:
+                continue
+        return self._decode(token, keys[-1])
+
+    @staticmethod
+    def _decode(token: str, key: str) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=[ALGORITHM], options={"require": ["exp", "iat"]}
+        )
+        return claims
 
     def set_cookie(self, response: Response, user_id: str, email: str, version: int = 0) -> None:
         response.set_cookie(

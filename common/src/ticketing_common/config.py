@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Self, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEY = "dev-only-jwt-key-change-me-0123456789abcdef"
@@ -22,25 +22,36 @@ class ServiceSettings(BaseSettings):
     # The largest request body an HTTP service reads (413 beyond); ours are a few hundred
     # bytes, Stripe's webhook events a few kilobytes.
     MAX_BODY_BYTES: int = Field(DEFAULT_MAX_BODY_BYTES, gt=0)
+    # The services that verify sessions (those with a JWT_KEY) also accept tokens signed
+    # with this one while JWT_KEY is rotated; unset or empty: none.
+    JWT_KEY_PREVIOUS: str | None = None
+
+    @field_validator("JWT_KEY_PREVIOUS", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _strong_session_key(self) -> Self:
-        """A short `JWT_KEY`, or the public dev key, runs only on an in-memory database
-        (dev and tests), never where the data outlives the process."""
-        key = getattr(self, "JWT_KEY", None)
+        """A short `JWT_KEY` (or `JWT_KEY_PREVIOUS`), or the public dev key, runs only on
+        an in-memory database (dev and tests), never where the data outlives the process."""
         uri = getattr(self, "MONGO_URI", None)
-        if not isinstance(key, str) or (isinstance(uri, str) and uri.startswith("memory://")):
+        if not hasattr(self, "JWT_KEY") or (isinstance(uri, str) and uri.startswith("memory://")):
             return self
-        if key == DEV_JWT_KEY:
-            raise ValueError(
-                "invalid environment variable JWT_KEY: the public dev-only key runs only "
-                "with MONGO_URI=memory://"
-            )
-        if len(key.encode()) < MIN_JWT_KEY_BYTES:
-            raise ValueError(
-                f"invalid environment variable JWT_KEY: must be at least {MIN_JWT_KEY_BYTES} "
-                "bytes unless MONGO_URI=memory://"
-            )
+        for name in ("JWT_KEY", "JWT_KEY_PREVIOUS"):
+            key = getattr(self, name, None)
+            if not isinstance(key, str):
+                continue
+            if key == DEV_JWT_KEY:
+                raise ValueError(
+                    f"invalid environment variable {name}: the public dev-only key runs only "
+                    "with MONGO_URI=memory://"
+                )
+            if len(key.encode()) < MIN_JWT_KEY_BYTES:
+                raise ValueError(
+                    f"invalid environment variable {name}: must be at least "
+                    f"{MIN_JWT_KEY_BYTES} bytes unless MONGO_URI=memory://"
+                )
         return self
 
 

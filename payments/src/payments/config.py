@@ -26,6 +26,9 @@ class Settings(EventSettings):
     # `stripe listen`, or what `make dev` registers with localstripe). Unset: every
     # webhook is refused with a 502 and an error log (nothing can be verified).
     STRIPE_WEBHOOK_SECRET: str | None = None
+    # While the endpoint's secret is rotated: a webhook that verifies with this one is
+    # accepted too (what Stripe signed before the change, or during its overlap).
+    STRIPE_WEBHOOK_SECRET_PREVIOUS: str | None = None
     # Refunds of payments whose order ended cancelled: how often the reconciler looks for
     # due ones, the back-off between tries of one refund, and the tries before a person
     # must look.
@@ -51,7 +54,7 @@ class Settings(EventSettings):
             raise ValueError("must be an http(s) URL")
         return value
 
-    @field_validator("STRIPE_WEBHOOK_SECRET")
+    @field_validator("STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_SECRET_PREVIOUS")
     @classmethod
     def _webhook_secret(cls, value: str | None) -> str | None:
         if value is None or not value.strip():

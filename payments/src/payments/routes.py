@@ -42,21 +42,36 @@ async def complete_payment(
     return PaymentPublic(id=str(payment["_id"]))
 
 
+def verified_event(payload: bytes, signature: str | None, secrets: list[str]) -> stripe.Event:
+    """The event, once its signature verifies with one of `secrets` (the current one,
+    then the previous during a rotation); the last one's refusal otherwise."""
+    for secret in secrets[:-1]:
+        try:
+            event: stripe.Event = stripe.Webhook.construct_event(payload, signature, secret)
+            return event
+        except stripe.SignatureVerificationError:
+            continue
+    event = stripe.Webhook.construct_event(payload, signature, secrets[-1])
+    return event
+
+
 @router.post("/webhooks/stripe")
 async def stripe_webhook(
     request: Request, checkout: CheckoutDep, events: StripeEventsDep, settings: SettingsDep
 ) -> dict[str, bool]:
     """Stripe's signed events. The signature covers the raw body, so it is read as bytes;
     no session, no body model. A replayed event id changes nothing."""
-    secret = settings.STRIPE_WEBHOOK_SECRET
-    if secret is None:
+    secrets = [
+        secret
+        for secret in (settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_SECRET_PREVIOUS)
+        if secret is not None
+    ]
+    if not secrets:
         logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
         raise PaymentProviderError("Webhooks are not configured")
     payload = await request.body()
     try:
-        event = stripe.Webhook.construct_event(
-            payload, request.headers.get("stripe-signature"), secret
-        )
+        event = verified_event(payload, request.headers.get("stripe-signature"), secrets)
     except (stripe.SignatureVerificationError, ValueError) as exc:
         logger.warning("refused a webhook: %s", str(exc)[:200])
         raise BadRequestError("Invalid signature") from exc
