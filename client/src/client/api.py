@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 from fastapi import Depends, Request
+from opentelemetry import propagate
 from pydantic import BaseModel, ValidationError
 
 from client.models import ApiModel, CurrentUserBody, ListPage, Order, Ticket, User
@@ -59,7 +60,14 @@ def new_http_client(
         transport=transport,
         cookies=jar,
         follow_redirects=False,
+        event_hooks={"request": [_continue_trace]},
     )
+
+
+async def _continue_trace(request: httpx.Request) -> None:
+    """An API call carries the page request's trace context (`traceparent`), so the
+    browser's request and what the services do for it are one trace."""
+    propagate.inject(request.headers)
 
 
 def error_messages(response: httpx.Response) -> list[str]:
