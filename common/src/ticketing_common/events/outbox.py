@@ -13,8 +13,6 @@ trace of the request that made it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -24,6 +22,7 @@ from pymongo import ReturnDocument
 from ticketing_common.events.bus import EventBus, PublishError
 from ticketing_common.events.payloads import EventPayload
 from ticketing_common.mongo import Collection, Document, as_utc, utcnow
+from ticketing_common.periodic import Periodic
 from ticketing_common.tracing import current_context_headers
 
 logger = logging.getLogger("ticketing.outbox")
@@ -57,7 +56,7 @@ class Outbox:
     def __init__(self, bus: EventBus, collections: Iterable[Collection]) -> None:
         self.bus = bus
         self.collections = list(collections)
-        self._task: asyncio.Task[None] | None = None
+        self._loop: Periodic | None = None
         bus.metrics.outbox_watch(collection.name for collection in self.collections)
 
     async def create_indexes(self) -> None:
@@ -145,19 +144,9 @@ class Outbox:
 
     def start(self, interval: float) -> None:
         """Re-publish leftovers now and then every `interval` seconds, in the background."""
-        self._task = asyncio.create_task(self._run(interval), name="outbox-republisher")
+        self._loop = Periodic("outbox-republisher", self.republish, interval)
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self, interval: float) -> None:
-        while True:
-            try:
-                await self.republish()
-            except Exception:
-                logger.exception("outbox re-publisher failed; trying again later")
-            await asyncio.sleep(interval)
+        if self._loop is not None:
+            await self._loop.stop()
