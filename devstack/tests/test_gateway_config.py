@@ -111,7 +111,7 @@ class TestNginxConf:
         conf = render({"auth": 5002})
         for header in (
             "proxy_set_header Host $host;",
-            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "proxy_set_header X-Forwarded-For $remote_addr;",
             "proxy_set_header X-Forwarded-Proto $scheme;",
             "proxy_set_header X-Forwarded-Host $host;",
         ):
