@@ -15,9 +15,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
-from ticketing_common.events import Listener, Outbox, TicketCreatedEvent
+from ticketing_common.events import EventBus, Listener, Outbox, TicketCreatedEvent
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import connect_mongo
 from ticketing_common.service import ServiceRoute, event_runtime, new_app
@@ -151,3 +151,53 @@ class TestLogs:
         assert f"trace={trace_hex(request)}:" in writing
         assert f"trace={trace_hex(request)}:" in applied
         assert "trace=-:" in outside
+
+
+class FailsOnce(Listener[TicketCreatedEvent]):
+    payload_type = TicketCreatedEvent
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("database away")
+
+
+class TestDeliverySpans:
+    async def test_a_failed_delivery_and_its_redelivery_are_spans_of_the_same_trace(
+        self, jetstream_clean: str, spans: InMemorySpanExporter
+    ) -> None:
+        listener = FailsOnce()
+        bus = EventBus("traced", event_settings(jetstream_clean))
+        await bus.connect()
+        try:
+            bus.add_listener(listener)
+            await bus.start_listeners()
+            with trace.get_tracer("tests").start_as_current_span("caller") as caller:
+                await bus.publish(
+                    TicketCreatedEvent(
+                        id=random_id(), version=0, title="t", price="1", user_id=random_id()
+                    )
+                )
+            await eventually(lambda: listener.calls == 2, what="the redelivery")
+            await eventually(
+                lambda: len(finished(spans, "ticket:created process", SpanKind.CONSUMER)) == 2,
+                what="both delivery spans ended",
+            )
+        finally:
+            await bus.close()
+        first, second = sorted(
+            finished(spans, "ticket:created process", SpanKind.CONSUMER),
+            key=lambda span: span.start_time or 0,
+        )
+        caller_trace = trace.format_trace_id(caller.get_span_context().trace_id)
+        assert trace_hex(first) == trace_hex(second) == caller_trace
+        assert first.attributes is not None and second.attributes is not None
+        assert (
+            first.attributes["messaging.nats.delivered"],
+            second.attributes["messaging.nats.delivered"],
+        ) == (1, 2)
+        assert first.status.status_code == StatusCode.ERROR
+        assert second.status.status_code == StatusCode.UNSET

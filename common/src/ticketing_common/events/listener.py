@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from nats.aio.msg import Msg
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import ValidationError
 
 from ticketing_common.events.payloads import EventPayload
@@ -166,6 +167,11 @@ class Listener(Generic[E]):
             await msg.term()
             counters.terminated_gave_up.inc()
             return
+        if not isinstance(exc, RetryLater):
+            # The delivery's span says it failed (RetryLater is the normal wait, not a fault).
+            span = trace.get_current_span()
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR, repr(exc))
         delay = backoff_delay(deliveries, settings)
         if isinstance(exc, RetryLater):
             logger.info(
