@@ -35,7 +35,8 @@ def skaffold() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def dockerfiles() -> dict[str, Dockerfile]:
-    return {s: parse_dockerfile(ROOT / s / "Dockerfile") for s in SERVICES}
+    """The one Dockerfile as each service's image builds it (`--build-arg SERVICE=<svc>`)."""
+    return {s: parse_dockerfile(ROOT / "Dockerfile", SERVICE=s) for s in SERVICES}
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ valid Kubernetes under strict validation, with every HTTP service scalable."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ import yaml
 
 from ticketing_testing.deployment import (
     HTTP_SERVICES,
-    K8S,
     ROOT,
     Manifests,
+    kustomize,
     only_container,
     resolve_env,
     settings_class,
@@ -25,17 +24,6 @@ from ticketing_testing.deployment import (
 
 PRODUCTION = ROOT / "infra" / "production"
 EVENT_SERVICES = ("tickets", "orders", "payments", "expiration")
-
-
-def kustomize(folder: Path) -> str:
-    kubectl = shutil.which("kubectl") or "/usr/bin/kubectl"
-    if not Path(kubectl).exists():
-        pytest.fail("kubectl (with its built-in kustomize) is not installed", pytrace=False)
-    result = subprocess.run(
-        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def docs_of(rendered: str) -> list[dict[str, Any]]:
@@ -67,10 +55,6 @@ def production() -> list[dict[str, Any]]:
 
 
 class TestBase:
-    def test_rendered_base_is_exactly_the_manifest_files(self, manifests: Manifests) -> None:
-        rendered = docs_of(kustomize(K8S))
-        assert rendered == sorted_like(rendered, manifests.docs)
-
     def test_every_http_service_has_a_disruption_budget_and_a_cpu_autoscaler(
         self, manifests: Manifests
     ) -> None:
@@ -128,11 +112,3 @@ class TestProduction:
             env = resolve_env(only_container(deployment), config_maps)
             assert env["STREAM_REPLICAS"] == "3"
             assert settings_class(service)(**env).STREAM_REPLICAS == 3
-
-
-def sorted_like(order: list[dict[str, Any]], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`docs` in the order kustomize printed `order` (it sorts by kind), to compare as lists."""
-    key = [(d["kind"], d["metadata"]["name"]) for d in order]
-    by_key = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    assert set(by_key) == set(key)
-    return [by_key[k] for k in key]

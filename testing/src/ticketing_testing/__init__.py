@@ -14,7 +14,7 @@ point) and helper modules; a dev-only workspace member, never in a service's ima
   that misbehaves on demand, and the payments service on them.
 - `remote`, `processes`: the running system through its public surface, and single
   processes of the `make dev` plan (end-to-end and fault tests).
-- `deployment`: the Kubernetes manifests, skaffold.yaml and Dockerfiles as data.
+- `deployment`: the Kubernetes manifests, skaffold.yaml and the Dockerfile as data.
 """
 
 from ticketing_testing.session import TEST_JWT_KEY, cookie_for, random_id

@@ -1,16 +1,21 @@
-"""The deployment as data: manifests, skaffold.yaml, Dockerfiles, the build context, and
+"""The deployment as data: manifests, skaffold.yaml, the Dockerfile, the build context, and
 how traffic flows (for the tests in infra/tests).
 
-Everything here reads files of the checkout; nothing needs a cluster or a Docker engine.
+Everything here reads files of the checkout (the manifests through `kubectl kustomize`);
+nothing needs a cluster or a Docker engine.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ ROUTES_TOML = ROOT / "infra" / "gateway" / "routes.toml"
 SERVICES = ("auth", "tickets", "orders", "payments", "expiration", "client")
 HTTP_SERVICES = tuple(s for s in SERVICES if s != "expiration")
 WORKER = "expiration"
+MONGO_SERVICES = ("auth", "tickets", "orders", "payments")
 
 # Stand-ins for the values of the secrets created by hand (README.md): the manifests only
 # name them, and the settings classes may check their shape.
@@ -42,7 +48,7 @@ SECRET_VALUES = {
 
 @dataclass(frozen=True)
 class Manifests:
-    files: list[Path]
+    rendered: str
     docs: list[dict[str, Any]]
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -70,20 +76,28 @@ class Manifests:
         return {c["metadata"]["name"]: c.get("data", {}) for c in self.of_kind("ConfigMap")}
 
 
-def kustomization_resources(folder: Path) -> list[Path]:
-    """The files a kustomization.yaml lists as its resources (folders are other bases)."""
+def kustomization_resources(folder: Path) -> list[str]:
+    """What a kustomization.yaml lists as its resources (files, and folders of other bases)."""
     kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
-    return [folder / name for name in kustomization["resources"] if (folder / name).is_file()]
+    return list(kustomization["resources"])
+
+
+def kustomize(folder: Path) -> str:
+    """`kubectl kustomize <folder>`: what `kubectl apply -k` deploys."""
+    kubectl = shutil.which("kubectl") or "/usr/bin/kubectl"
+    if not Path(kubectl).exists():
+        pytest.fail("kubectl (with its built-in kustomize) is not installed", pytrace=False)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def load_manifests() -> Manifests:
-    """The base's resources, as `kubectl apply -k infra/k8s` deploys them (it has no
-    patches: the tests below check that its rendering is these files' documents)."""
-    files = kustomization_resources(K8S)
-    docs: list[dict[str, Any]] = []
-    for path in files:
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return Manifests(files, docs)
+    """The base as rendered (the MongoDB StatefulSets exist only there, copies of mongo/base)."""
+    rendered = kustomize(K8S)
+    return Manifests(rendered, [d for d in yaml.safe_load_all(rendered) if d])
 
 
 def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -148,7 +162,17 @@ def artifact_sets(skaffold: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return builds
 
 
-# --- Dockerfiles -------------------------------------------------------------------------
+# --- the Dockerfile ----------------------------------------------------------------------
+
+# What the CMD may start; stand-ins that record their process id and command line take
+# their place.
+PROGRAMS = ("uvicorn", "arq")
+RECORD = '#!/bin/sh\nprintf "%s\\0" "$$" "${0##*/}" "$@"\n'
+
+
+def substitute(value: str, variables: dict[str, str]) -> str:
+    """Docker's `$NAME` / `${NAME}` substitution, of the variables it knows (others stay)."""
+    return re.sub(r"\$(\w+)|\$\{(\w+)\}", lambda m: variables.get(m[1] or m[2], m[0]), value)
 
 
 @dataclass
@@ -156,6 +180,8 @@ class Stage:
     name: str
     base: str
     instructions: list[tuple[str, str]] = field(default_factory=list)
+    # ENV at the end of the stage, its base stages' included: what its containers start with.
+    env: dict[str, str] = field(default_factory=dict)
 
     def all(self, keyword: str) -> list[str]:
         return [args for kw, args in self.instructions if kw == keyword]
@@ -167,8 +193,33 @@ class Stage:
     def cmd(self) -> list[str]:
         raw = self.last("CMD")
         assert raw is not None, f"stage {self.name} has no CMD"
-        command: list[str] = json.loads(raw)  # exec form only: signals reach the server
-        return command
+        if raw.startswith("["):
+            command: list[str] = json.loads(raw)
+            return command
+        return ["/bin/sh", "-c", raw]  # shell form
+
+    @functools.cached_property
+    def process(self) -> list[str]:
+        """The command line of the program a container of this stage runs: its CMD run with
+        the stage's environment and stand-ins for PROGRAMS, which record it. The program
+        must be the container's first process (the shell execs it), or the pod's SIGTERM
+        would stop at the shell."""
+        with tempfile.TemporaryDirectory() as folder:
+            for program in PROGRAMS:
+                stand_in = Path(folder) / program
+                stand_in.write_text(RECORD)
+                stand_in.chmod(0o755)
+            command = self.cmd()
+            found = shutil.which(command[0], path=folder) or command[0]
+            with subprocess.Popen(
+                [found, *command[1:]], env={**self.env, "PATH": folder}, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            ) as started:  # fmt: skip
+                out, err = started.communicate(timeout=30)
+        assert started.returncode == 0, f"stage {self.name}: {command}: {err}"
+        pid, *argv = out.split("\0")[:-1]
+        assert int(pid) == started.pid, f"stage {self.name}: {argv[0]} is not the first process"
+        return argv
 
 
 @dataclass
@@ -204,7 +255,10 @@ class Dockerfile:
         return commands
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
+@functools.cache
+def parse_dockerfile(path: Path, **build_args: str) -> Dockerfile:
+    """The Dockerfile as built with these `--build-arg`s: ARG and ENV values substituted
+    into the instructions (not into CMD: its shell expands the environment when it starts)."""
     logical: list[str] = []
     pending = ""
     for line in path.read_text().splitlines():
@@ -219,16 +273,29 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         logical.append(pending + stripped)
         pending = ""
     stages: list[Stage] = []
+    variables: dict[str, str] = {}  # ARG and ENV of the current stage
     for instruction in logical:
         keyword, _, args = instruction.partition(" ")
-        keyword = keyword.upper()
+        keyword, args = keyword.upper(), args.strip()
         if keyword == "FROM":
-            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", args.strip(), re.IGNORECASE)
+            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", args, re.IGNORECASE)
             assert match, f"{path}: cannot read FROM {args!r}"
-            stages.append(Stage(name=match[2] or str(len(stages)), base=match[1]))
-        else:
-            assert stages, f"{path}: instruction before FROM"
-            stages[-1].instructions.append((keyword, args.strip()))
+            parent = [s for s in stages if s.name == match[1]]
+            env = dict(parent[0].env) if parent else {}
+            stages.append(Stage(name=match[2] or str(len(stages)), base=match[1], env=env))
+            variables = dict(env)
+            continue
+        assert stages, f"{path}: instruction before FROM"
+        if keyword != "CMD":
+            args = substitute(args, variables)
+        if keyword == "ARG":
+            name, _, default = args.partition("=")
+            variables[name] = build_args.get(name, default)
+        elif keyword == "ENV":
+            for assignment in shlex.split(args):
+                name, _, value = assignment.partition("=")
+                variables[name] = stages[-1].env[name] = value
+        stages[-1].instructions.append((keyword, args))
     return Dockerfile(path, stages)
 
 

@@ -1,19 +1,24 @@
 # syntax=docker/dockerfile:1
-# The expiration worker (arq, no HTTP port), built from the repository root. Two targets:
+# Every service's image, built from the repository root for one SERVICE (auth, tickets,
+# orders, payments, expiration or client). Two targets:
 #   runtime (the default, last stage): the locked dependencies and the package, nothing else;
-#     docker build -f expiration/Dockerfile .
+#     docker build --build-arg SERVICE=auth .
 #   dev (what skaffold dev builds): the package installed editable from the sources that
-#     skaffold syncs into the running container, run by `arq --watch`;
-#     docker build -f expiration/Dockerfile --target dev .
+#     skaffold syncs into the running container, restarted on each edit;
+#     docker build --build-arg SERVICE=auth --target dev .
 
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
 FROM python:3.11-slim-bookworm AS base
-ENV PYTHONUNBUFFERED=1 \
+ARG SERVICE
+# Kept in the image's environment: the CMD reads it.
+ENV SERVICE=${SERVICE} \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/app/.venv/bin:$PATH
 # A fixed numeric id, so Kubernetes can check runAsNonRoot against the image.
-RUN groupadd --system --gid 10001 app \
+RUN test -n "$SERVICE" || { echo "build with --build-arg SERVICE=<service>" >&2; exit 1; } \
+ && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /app \
       --shell /usr/sbin/nologin app
 WORKDIR /app
@@ -28,33 +33,39 @@ ENV UV_COMPILE_BYTECODE=1 \
 # rebuilt only when uv.lock or one of these pyproject files changes, not on a code edit.
 COPY pyproject.toml uv.lock ./
 COPY common/pyproject.toml common/pyproject.toml
-COPY expiration/pyproject.toml expiration/pyproject.toml
+COPY ${SERVICE}/pyproject.toml ${SERVICE}/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package expiration --no-install-workspace
+    uv sync --frozen --no-dev --package ${SERVICE} --no-install-workspace
 
 FROM deps AS dev
 # skaffold copies changed files in as the container's user, so that user owns the tree.
 COPY --chown=10001:10001 common/src common/src
-COPY --chown=10001:10001 expiration/src expiration/src
+COPY --chown=10001:10001 ${SERVICE}/src ${SERVICE}/src
 # Step 2 (dev): the workspace packages, editable, so synced sources are what runs; plus
-# watchfiles for `arq --watch`, at the version uv.lock pins (it is not a worker dependency).
+# watchfiles at the version uv.lock pins, which `arq --watch` needs and the worker does not
+# depend on (uvicorn[standard] already brings it to the HTTP services).
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package expiration \
+    uv sync --frozen --no-dev --package ${SERVICE} \
  && uv export --frozen --all-packages --no-dev --no-emit-workspace --no-hashes \
       --output-file /tmp/locked.txt \
  && uv pip install --python /app/.venv/bin/python --constraint /tmp/locked.txt watchfiles \
  && rm /tmp/locked.txt
 USER 10001:10001
-CMD ["arq", "--watch", "/app/expiration/src", "expiration.worker.WorkerSettings"]
+# Shell form, so $SERVICE expands when the container starts; exec, so the server (not the
+# shell) is PID 1 and gets the pod's SIGTERM. expiration is the arq worker (no port).
+CMD if [ "$SERVICE" = expiration ]; then exec arq --watch "/app/$SERVICE/src" "$SERVICE.worker.WorkerSettings"; fi; \
+    exec uvicorn "$SERVICE.app:create_app" --factory --host 0.0.0.0 --port 3000 \
+      --reload --reload-dir "/app/$SERVICE/src" --reload-dir /app/common/src
 
 FROM deps AS build
 COPY common/src common/src
-COPY expiration/src expiration/src
+COPY ${SERVICE}/src ${SERVICE}/src
 # Step 2: the package and the shared package, installed as wheels (no sources needed later).
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --package expiration --no-editable
+    uv sync --frozen --no-dev --package ${SERVICE} --no-editable
 
 FROM base AS runtime
 COPY --from=build /app/.venv /app/.venv
 USER 10001:10001
-CMD ["arq", "expiration.worker.WorkerSettings"]
+CMD if [ "$SERVICE" = expiration ]; then exec arq "$SERVICE.worker.WorkerSettings"; fi; \
+    exec uvicorn "$SERVICE.app:create_app" --factory --host 0.0.0.0 --port 3000
