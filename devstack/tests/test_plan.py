@@ -83,6 +83,7 @@ class TestDefaults:
             assert spec.argv[1:] == [
                 f"{name}.app:create_app",
                 "--factory",
+                *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
                 "--host",
                 "127.0.0.1",
                 "--port",

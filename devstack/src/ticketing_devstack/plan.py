@@ -53,6 +53,8 @@ REAL_STRIPE_JS_URL = "https://js.stripe.com/v3/"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev"
 STRIPE_WEBHOOK_PATH = "/api/payments/webhooks/stripe"
 MEMORY_URI = "memory://"
+# How every HTTP service's uvicorn runs (after `--factory`, before host and port).
+UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 # auth's limits in their own database of the stack's Redis (the worker's jobs are in 0).
 AUTH_REDIS_DB = 1
 # The gateway's address as the services see it.
@@ -351,7 +353,11 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
         upstreams[name] = port
         env = base | _service_env(name, inputs, nats_url, redis_url, localstripe_url, gateway_url)
         url = f"http://127.0.0.1:{port}"
-        argv = [uvicorn, f"{name}.app:create_app", "--factory"]
+        # uvloop and httptools named, not left to uvicorn's `auto` (which falls back to
+        # asyncio and h11 silently when they are missing); no access log: one line per
+        # request, formatted by the service and copied by the runner, was about a tenth of
+        # a purchase's CPU (docs/benchmarks.md), and the gateway logs no requests either.
+        argv = [uvicorn, f"{name}.app:create_app", "--factory", *UVICORN_FLAGS]
         processes.append(
             ProcessSpec(
                 name=name,
