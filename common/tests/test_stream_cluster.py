@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import nats
 import pytest
@@ -56,32 +57,36 @@ def cluster() -> Iterator[list[ClusterNode]]:
             node.cleanup()
 
 
-async def stream_on_every_node(url: str, settings: EventSettings) -> None:
-    """ensure_stream as a service runs it, retried while the cluster elects its leader."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream(timeout=5)
-        deadline = asyncio.get_running_loop().time() + 30
-        while True:
-            try:
-                await ensure_stream(js, settings)
-                return
-            except Exception:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
-    finally:
-        await nc.close()
+T = TypeVar("T")
+
+# Elections on a loaded two-core machine can take a while: generous bounds, and the test
+# as a whole gets more than the default timeout.
+CLUSTER_WAIT_SECONDS = 60.0
+pytestmark = pytest.mark.timeout(240)
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """`attempt()` until it succeeds, while the cluster forms or elects a new leader."""
+    deadline = asyncio.get_running_loop().time() + CLUSTER_WAIT_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"{what}: still failing after {CLUSTER_WAIT_SECONDS}s"
+                ) from exc
+            await asyncio.sleep(0.5)
 
 
 class TestReplicatedStream:
     async def test_three_replicas_survive_a_killed_node(self, cluster: list[ClusterNode]) -> None:
         settings = EventSettings.model_validate({"NATS_URL": cluster[0].url, "STREAM_REPLICAS": 3})
-        await stream_on_every_node(cluster[0].url, settings)
-
         nc = await nats.connect(servers=[node.url for node in cluster])
         try:
             js = nc.jetstream(timeout=5)
+            # ensure_stream as a service runs it at start.
+            await retrying(lambda: ensure_stream(js, settings), "create the stream")
             info = await js.stream_info(STREAM_NAME)
             assert info.config.num_replicas == 3
             assert info.cluster is not None
@@ -92,27 +97,23 @@ class TestReplicatedStream:
             leader.stop(signal.SIGKILL)
 
             ids = [random_id() for _ in range(5)]
-            deadline = asyncio.get_running_loop().time() + 30
-            sent = 0
-            while sent < len(ids):
-                try:
-                    ack = await js.publish(
-                        Subjects.ORDER_CANCELLED.value,
-                        b"{}",
-                        headers={"Nats-Msg-Id": ids[sent]},
-                    )
-                except Exception:
-                    # Until the survivors elect a new leader.
-                    assert asyncio.get_running_loop().time() < deadline, "no new leader"
-                    await asyncio.sleep(0.5)
-                    continue
-                assert ack.stream == STREAM_NAME
-                sent += 1
+            for msg_id in ids:
 
-            sub = await js.pull_subscribe(
-                Subjects.ORDER_CANCELLED.value,
-                durable="cluster-test",
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                async def publish(msg_id: str = msg_id) -> None:
+                    ack = await js.publish(
+                        Subjects.ORDER_CANCELLED.value, b"{}", headers={"Nats-Msg-Id": msg_id}
+                    )
+                    assert ack.stream == STREAM_NAME
+
+                await retrying(publish, "publish with the leader gone")
+
+            sub = await retrying(
+                lambda: js.pull_subscribe(
+                    Subjects.ORDER_CANCELLED.value,
+                    durable="cluster-test",
+                    config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                ),
+                "create a durable consumer",
             )
             msgs = await sub.fetch(len(ids), timeout=10)
             assert sorted(m.header["Nats-Msg-Id"] for m in msgs if m.header) == sorted(ids)
