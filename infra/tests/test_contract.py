@@ -26,6 +26,7 @@ from ticketing_testing.deployment import (
     artifact_sets,
     container_port,
     containers,
+    expanded_only,
     gateway_routes,
     import_attribute,
     ingress_paths,
@@ -151,10 +152,14 @@ def _matches(path: str, request_path: str) -> bool:
 class TestSettings:
     @pytest.mark.parametrize("service", SERVICES)
     def test_every_env_var_is_a_setting_and_every_required_setting_is_set(
-        self, service_env: dict[str, dict[str, str]], service: str
+        self, manifests: Manifests, service_env: dict[str, dict[str, str]], service: str
     ) -> None:
         fields = settings_class(service).model_fields
-        env = service_env[service]
+        # A secret's value expanded into a URL is the Deployment's, not a setting.
+        deployment = manifests.named("Deployment", f"{service}-depl")
+        env = dict(service_env[service])
+        for name in expanded_only(only_container(deployment)):
+            env.pop(name)
         assert set(env) <= set(fields), f"not settings of {service}: {set(env) - set(fields)}"
         required = {name for name, info in fields.items() if info.is_required()}
         assert required <= set(env), f"{service} misses required {required - set(env)}"
@@ -217,6 +222,7 @@ class TestSettings:
             ],
             *[(s, "NATS_URL", "nats", 4222) for s in ("tickets", "orders", "payments", WORKER)],
             (WORKER, "REDIS_URL", "redis", 6379),
+            ("auth", "REDIS_URL", "redis", 6379),
         ],
     )
     def test_backing_service_urls_point_at_services_in_the_manifests(

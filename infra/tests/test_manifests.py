@@ -71,6 +71,7 @@ class TestSchemas:
             ("StatefulSet", "expiration-redis"),
             ("Service", "expiration-redis-srv"),
             ("ConfigMap", "client-config"),
+            ("ConfigMap", "nats-config"),
             ("Ingress", "ingress-service"),
         }
         assert names == expected
@@ -159,7 +160,7 @@ class TestWorkloads:
         assert container["image"].startswith("nats:2.")
         args = container["args"]
         assert "-js" in args and args[args.index("-sd") + 1] == "/data"
-        assert mounts(container) == {"data": "/data"}
+        assert mounts(container) == {"data": "/data", "config": "/etc/nats"}
         assert claim_names(statefulset) == {"data"}
         monitoring = args[args.index("-m") + 1]
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

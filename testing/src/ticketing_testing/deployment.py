@@ -41,6 +41,16 @@ SECRET_VALUES = {
     ("jwt-secret", "JWT_KEY"): "contract-test-jwt-key-0123456789abcdef0123",
     ("stripe-secret", "STRIPE_KEY"): "sk_test_contract0123456789",
     ("stripe-secret", "STRIPE_WEBHOOK_SECRET"): "whsec_contract0123456789",
+    **{(f"{s}-mongo-secret", "MONGO_USERNAME"): f"{s}-root" for s in MONGO_SERVICES},
+    **{
+        (f"{s}-mongo-secret", "MONGO_PASSWORD"): f"{s}-mongo-0123456789abcdef"
+        for s in MONGO_SERVICES
+    },
+    **{
+        ("nats-secret", f"{s.upper()}_NATS_PASSWORD"): f"{s}-nats-0123456789abcdef"
+        for s in ("tickets", "orders", "payments", "expiration")
+    },
+    ("redis-secret", "REDIS_PASSWORD"): "redis-0123456789abcdef",
 }
 
 
@@ -113,11 +123,12 @@ def only_container(workload: dict[str, Any]) -> dict[str, Any]:
 def resolve_env(
     container: dict[str, Any], config_maps: dict[str, dict[str, str]]
 ) -> dict[str, str]:
-    """The environment a container starts with: literal values, ConfigMap keys, secrets."""
+    """The environment a container starts with: literal values (with `$(NAME)` of an
+    earlier variable expanded, as the kubelet does), ConfigMap keys, secrets."""
     env: dict[str, str] = {}
     for var in container.get("env", []):
         if "value" in var:
-            env[var["name"]] = str(var["value"])
+            env[var["name"]] = expand(str(var["value"]), env)
             continue
         source = var["valueFrom"]
         if "secretKeyRef" in source:
@@ -130,6 +141,21 @@ def resolve_env(
             raise AssertionError(f"unexpected env source {source}")
     assert not container.get("envFrom"), "envFrom hides which variables are set"
     return env
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(NAME)` expansion: a defined variable's value; `$$` escapes."""
+    return re.sub(
+        r"\$\$|\$\((\w+)\)",
+        lambda m: "$" if m[0] == "$$" else env.get(m[1], m[0]),
+        value,
+    )
+
+
+def expanded_only(container: dict[str, Any]) -> set[str]:
+    """Variables that exist to be expanded into others (a secret's password into a URL)."""
+    values = " ".join(str(v.get("value", "")) for v in container.get("env", []))
+    return {v["name"] for v in container.get("env", []) if f"$({v['name']})" in values}
 
 
 def container_port(container: dict[str, Any], port: int | str) -> int:
