@@ -281,3 +281,182 @@ class TestCredentialsInTheManifests:
         nats_container = only_container(manifests.named("StatefulSet", "nats"))
         ports = {p["name"]: p["containerPort"] for p in nats_container["ports"]}
         assert ports["monitoring"] == 8222
+
+
+# --- NetworkPolicies, evaluated ----------------------------------------------------------
+
+NAMESPACE = "default"  # where `kubectl apply -k` puts the base (no namespace is set)
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    ip: str
+
+    def has(self, labels: dict[str, str]) -> bool:
+        return labels.items() <= dict(self.labels).items()
+
+
+def pods_of(manifests: Manifests) -> list[Pod]:
+    ours = [
+        Pod(w["metadata"]["name"].removesuffix("-depl"), NAMESPACE,
+            tuple(w["spec"]["template"]["metadata"]["labels"].items()), f"10.244.0.{i + 10}")
+        for i, w in enumerate(manifests.workloads())
+    ]  # fmt: skip
+    return [
+        *ours,
+        Pod("ingress-controller", "ingress-nginx",
+            (("app.kubernetes.io/name", "ingress-nginx"),
+             ("app.kubernetes.io/component", "controller")), "10.244.1.2"),
+        Pod("kube-dns", "kube-system", (("k8s-app", "kube-dns"),), "10.244.1.3"),
+        Pod("prometheus", "monitoring", (("app", "prometheus"),), "10.244.1.4"),
+        Pod("stranger", "other", (("app", "tickets"),), "10.244.1.5"),
+        Pod("stripe", "", (), "34.1.2.3"),  # the internet
+    ]  # fmt: skip
+
+
+def selects(selector: dict[str, Any], pod: Pod) -> bool:
+    labels = dict(pod.labels)
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        present = expression["key"] in labels
+        value = labels.get(expression["key"])
+        match expression["operator"]:
+            case "In":
+                ok = value in expression["values"]
+            case "NotIn":
+                ok = value not in expression["values"]
+            case "Exists":
+                ok = present
+            case _:
+                ok = not present
+        if not ok:
+            return False
+    return True
+
+
+def peer_matches(peer: dict[str, Any], pod: Pod, policy_namespace: str) -> bool:
+    import ipaddress
+
+    if "ipBlock" in peer:
+        address = ipaddress.ip_address(pod.ip)
+        block = peer["ipBlock"]
+        network = ipaddress.ip_network(block["cidr"])
+        if address.version != network.version or address not in network:
+            return False
+        return not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+    if not pod.namespace:
+        return False  # outside the cluster: only an ipBlock names it
+    if "namespaceSelector" in peer:
+        namespace = Pod("", "", (("kubernetes.io/metadata.name", pod.namespace),), "")
+        if not selects(peer["namespaceSelector"], namespace):
+            return False
+    elif pod.namespace != policy_namespace:
+        return False
+    return selects(peer.get("podSelector", {}), pod)
+
+
+def rule_allows(rule: dict[str, Any], peers_key: str, other: Pod, port: int, protocol: str) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(
+        p.get("protocol", "TCP") == protocol and p.get("port") in (None, port) for p in ports
+    ):
+        return False
+    peers = rule.get(peers_key)
+    return not peers or any(peer_matches(p, other, NAMESPACE) for p in peers)
+
+
+def admitted(
+    policies: list[dict[str, Any]], pod: Pod, direction: str, other: Pod, port: int, protocol: str
+) -> bool:
+    """Whether `pod`'s policies let this connection out (Egress) or in (Ingress)."""
+    if pod.namespace != NAMESPACE:
+        return True  # not ours to restrict
+    applying = [
+        p for p in policies
+        if selects(p["spec"]["podSelector"], pod) and direction in p["spec"]["policyTypes"]
+    ]  # fmt: skip
+    if not applying:
+        return True
+    key, peers = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    return any(
+        rule_allows(rule, peers, other, port, protocol)
+        for p in applying
+        for rule in p["spec"].get(key, [])
+    )
+
+
+PORTS = [(p, "TCP") for p in (80, 443, 3000, 4222, 6222, 8222, 9100, 6379, 27017)] + [
+    (53, "UDP"),
+    (53, "TCP"),
+]
+
+
+def connections(manifests: Manifests) -> set[tuple[str, str, int, str]]:
+    """Every (from, to, port, protocol) the policies let through, where one end is ours."""
+    policies = manifests.of_kind("NetworkPolicy")
+    pods = pods_of(manifests)
+    allowed = set()
+    for source in pods:
+        for target in pods:
+            if source == target or NAMESPACE not in (source.namespace, target.namespace):
+                continue
+            for port, protocol in PORTS:
+                if admitted(policies, source, "Egress", target, port, protocol) and admitted(
+                    policies, target, "Ingress", source, port, protocol
+                ):
+                    allowed.add((source.name, target.name, port, protocol))
+    return allowed
+
+
+def expected_connections(manifests: Manifests) -> set[tuple[str, str, int, str]]:
+    ours = [p.name for p in pods_of(manifests) if p.namespace == NAMESPACE]
+    expected = {(pod, "kube-dns", 53, proto) for pod in ours for proto in ("UDP", "TCP")}
+    for service in ("auth", "tickets", "orders", "payments", "client"):
+        expected.add(("ingress-controller", service, 3000, "TCP"))
+    expected.add(("client", "ingress-controller", 80, "TCP"))
+    for service in MONGO_SERVICES:
+        expected.add((service, f"{service}-mongo", 27017, "TCP"))
+        expected.add(("prometheus", service, 3000, "TCP"))
+    expected |= {("prometheus", s, 9100, "TCP") for s in ("client", "expiration")}
+    expected |= {(s, "nats", 4222, "TCP") for s in EVENT_SERVICES}
+    expected |= {(s, "expiration-redis", 6379, "TCP") for s in ("auth", "expiration")}
+    expected.add(("payments", "stripe", 443, "TCP"))
+    return expected
+
+
+class TestNetworkPolicies:
+    def test_only_the_listed_connections_are_allowed(self, manifests: Manifests) -> None:
+        allowed = connections(manifests)
+        expected = expected_connections(manifests)
+        assert allowed - expected == set(), "allowed but not listed"
+        assert expected - allowed == set(), "listed but denied"
+
+    def test_everything_is_denied_by_default_both_ways(self, manifests: Manifests) -> None:
+        deny = manifests.named("NetworkPolicy", "default-deny")["spec"]
+        assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+        assert "ingress" not in deny and "egress" not in deny
+
+    def test_without_the_default_deny_a_database_could_reach_anything(
+        self, manifests: Manifests
+    ) -> None:
+        # The stores' policies bound only who comes in; the default deny bounds what they
+        # send (a taken-over mongod calling out).
+        base = {"default-deny", "allow-dns"}
+        open_docs = [d for d in manifests.docs if d["metadata"]["name"] not in base]
+        leaky = connections(Manifests(manifests.rendered, open_docs))
+        assert ("payments-mongo", "stripe", 443, "TCP") in leaky
+        assert ("payments-mongo", "stripe", 443, "TCP") not in connections(manifests)
+
+    def test_no_service_but_payments_reaches_the_internet(self, manifests: Manifests) -> None:
+        allowed = connections(manifests)
+        assert {s for s, t, _, _ in allowed if t == "stripe"} == {"payments"}
+        # And payments nothing private on 443.
+        policies = manifests.of_kind("NetworkPolicy")
+        payments = next(p for p in pods_of(manifests) if p.name == "payments")
+        inside = Pod("somewhere", "", (), "10.0.0.9")
+        assert not admitted(policies, payments, "Egress", inside, 443, "TCP")

@@ -100,6 +100,12 @@ class TestProduction:
         service = named(production, "Service", "nats-srv")
         assert service["spec"]["clusterIP"] == "None"  # per-pod names for the routes
         assert 6222 in {p["port"] for p in service["spec"]["ports"]}
+        # Each node keeps the base's users (nats-config) and may reach the others' routes
+        # through the base's default deny.
+        assert args[args.index("-c") + 1] == "/etc/nats/nats.conf"
+        routes_policy = named(production, "NetworkPolicy", "nats-routes")["spec"]
+        assert [p["port"] for r in routes_policy["ingress"] for p in r["ports"]] == [6222]
+        assert [p["port"] for r in routes_policy["egress"] for p in r["ports"]] == [6222]
         pdb = named(production, "PodDisruptionBudget", "nats-pdb")
         assert pdb["spec"]["maxUnavailable"] == 1  # a quorum of two stays
 

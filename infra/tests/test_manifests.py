@@ -74,6 +74,10 @@ class TestSchemas:
             ("ConfigMap", "nats-config"),
             ("Ingress", "ingress-service"),
         }
+        # Default deny with the allows (test_cluster_security.py checks what they let through).
+        expected |= {("NetworkPolicy", n) for n in ("default-deny", "allow-dns", *SERVICES)}
+        expected |= {("NetworkPolicy", n) for n in ("nats", "expiration-redis")}
+        expected |= {("NetworkPolicy", f"{s}-mongo") for s in MONGO_SERVICES}
         assert names == expected
 
 
