@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mongomock
@@ -68,7 +69,7 @@ def test_answers_equal_mongomocks_under_random_writes():
     """Every query answers exactly what plain mongomock answers, in the same order, after
     each of 250 random inserts, updates and deletes applied to both."""
     rng = random.Random(16)
-    plain = mongomock.MongoClient(tz_aware=True)["db"]["orders"]
+    plain: Any = mongomock.MongoClient(tz_aware=True)["db"]["orders"]
     indexed = IndexedMongoClient(tz_aware=True)["db"]["orders"]
     ticket_ids = [ObjectId() for _ in range(8)]
     for collection in (plain, indexed):
@@ -85,7 +86,7 @@ def test_answers_equal_mongomocks_under_random_writes():
             indexed.insert_one(dict(doc))
         elif action < 0.85:
             target = rng.choice(docs)["_id"]
-            change = rng.choice(
+            change: dict[str, Any] = rng.choice(
                 [
                     {"$set": {"userId": rng.choice(USERS)}},
                     {"$unset": {"openSlot": ""}},
@@ -144,7 +145,7 @@ async def test_memory_uri_lookups_cost_the_same_at_100_and_20000_documents():
         for number in range(size):
             await collection.insert_one({"_id": number, "orderId": f"order-{number}"})
         fresh = iter(range(size, size + 1000))
-        calls = [
+        calls: list[Callable[[], Awaitable[Any]]] = [
             lambda: collection.find_one({"_id": size // 2}),
             lambda: collection.find_one({"orderId": f"order-{size // 3}"}),
             lambda: collection.insert_one({"orderId": f"new-{next(fresh)}"}),
