@@ -1,19 +1,21 @@
 """The whole stack under load (`make bench`): throughput and latency through the gateway.
 
 Run: `.venv/bin/python benchmarks/bench_stack.py [--concurrency 16] [--duration 10]
-[--url http://127.0.0.1:8080 --localstripe-url http://127.0.0.1:8420] [--write FILE]`.
+[--flow-duration 60] [--url http://127.0.0.1:8080 --localstripe-url http://127.0.0.1:8420]
+[--write FILE] [--profile DIR]`.
 
 Without `--url` it starts the stack exactly as `make dev` does (free ports, its own NATS,
 Redis and localstripe) and stops it at the end. Each scenario runs `--concurrency`
-workers in a closed loop for `--duration` seconds after a short warm-up; a worker waits for
-each answer before sending the next request:
+workers in a closed loop for `--duration` seconds (c and d: `--flow-duration`, so the first
+and last 10 s can be compared) after a short warm-up; a worker waits for each answer
+before sending the next request:
 
   a. bare: a bare FastAPI JSON endpoint (one uvicorn worker, like a service) behind a
      second nginx rendered from the gateway's own template: the ceiling here.
   b. ticket: GET /api/tickets/{id} through the gateway.
-  c. purchase: create a ticket, order it (repeated while orders answers 404, until the
-     ticket:created event has arrived), pay it with pm_card_visa (repeated while payments
-     answers 404, until order:created has arrived).
+  c. purchase: one buyer per worker; create a ticket, order it (repeated while orders
+     answers 404, until the ticket:created event has arrived), pay it with pm_card_visa
+     (repeated while payments answers 404, until order:created has arrived).
   d. stripe: localstripe alone, a PaymentIntent created and confirmed in one request, as
      payments does it.
 
@@ -23,6 +25,10 @@ public API: the time from the ticket's 201 until the first order request for it 
 succeeds has answered (polling every 2 ms idle, 20 ms under load); it includes that
 request's own round trip.
 It is measured on an idle stack (one ticket at a time) and inside scenario c.
+
+With `--profile DIR`, py-spy samples the stack's Python processes during b and c, and the
+report splits each process's CPU per operation by layer (ASGI and FastAPI, pydantic, JWT,
+database, NATS client, logging, ...); `--write` then fills the profile section only.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from pathlib import Path
 import httpx
 
 from ticketing_devstack.nginx import nginx_command, write_nginx_conf
-from ticketing_devstack.plan import DEV_STRIPE_KEY, ProcessSpec, stop_process
+from ticketing_devstack.plan import DEV_STRIPE_KEY, UVICORN_FLAGS, ProcessSpec, stop_process
 from ticketing_devstack.routes import Route
 from ticketing_devstack.servers import find_binary, free_port, wait_for_port
 from ticketing_devstack.stack import Stack
@@ -56,11 +62,21 @@ from ticketing_devstack.stack import Stack
 HERE = Path(__file__).resolve().parent
 BEGIN = "<!-- bench_stack:begin -->"
 END = "<!-- bench_stack:end -->"
+# With --profile, --write fills this section instead (the profiler slows what it samples).
+PROFILE_BEGIN = "<!-- bench_profile:begin -->"
+PROFILE_END = "<!-- bench_profile:end -->"
 PASSWORD = "bench-pass-1234"
 # Polling for a replica: finely on the idle stack (to time the event), gently under load
 # (each poll is a request the services must serve too).
 IDLE_POLL_SECONDS = 0.002
 LOAD_POLL_SECONDS = 0.02
+# The window of a long run whose rate and CPU are compared, first against last (seconds).
+WINDOW = 10.0
+# The devstack runner (honcho): it reads every process's output and writes the log.
+RUNNER = "devstack runner"
+# The Python processes py-spy samples with --profile, and how often (per second).
+PROFILED = ("auth", "tickets", "orders", "payments", "expiration", "localstripe")
+PROFILE_RATE = 100
 
 
 class OpError(Exception):
@@ -76,9 +92,14 @@ class Result:
     generator_cpu: float = 0.0
     # CPU seconds each process of the stack used during the measured part.
     server_cpu: dict[str, float] = field(default_factory=dict)
+    # The same for the first and the last WINDOW seconds (runs of two windows or more).
+    first_cpu: dict[str, float] = field(default_factory=dict)
+    last_cpu: dict[str, float] = field(default_factory=dict)
     # Requests repeated because a replica was not there yet (404), by step.
     polls: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    # When each successful operation finished, in seconds since the measured part began.
+    finished: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -87,6 +108,30 @@ class Result:
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies, q)
+
+    def window_rate(self, start: float, end: float) -> float:
+        """Operations per second finished between `start` and `end` s into the run."""
+        done = sum(1 for t in self.finished if start <= t < end)
+        return done / (end - start) if end > start else 0.0
+
+    def last_vs_first(self, window: float = WINDOW) -> float | None:
+        """Ops/s in the last `window` s over ops/s in the first (cost growing over the run
+        shows as below 1); None when the run is shorter than two windows."""
+        if self.seconds < 2 * window:
+            return None
+        first = self.window_rate(0.0, window)
+        last = self.window_rate(self.seconds - window, self.seconds)
+        return last / first if first else None
+
+    def window_cpu_per_op(self, last: bool, exclude: tuple[str, ...] = ()) -> float | None:
+        """ms of the stack's CPU per operation in the first (or last) window, without the
+        processes in `exclude`."""
+        cpu = self.last_cpu if last else self.first_cpu
+        start = self.seconds - WINDOW if last else 0.0
+        done = self.window_rate(start, start + WINDOW) * WINDOW
+        if not cpu or not done:
+            return None
+        return 1000 * sum(v for n, v in cpu.items() if n not in exclude) / done
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -116,15 +161,21 @@ def process_cpu_table() -> list[tuple[int, int, float]]:
 
 class CpuMeter:
     """CPU seconds the stack's processes (name -> pid) use between two snapshots, each with
-    its direct children (nginx's workers)."""
+    its direct children (nginx's workers), except the processes named in `alone` (the
+    devstack runner, whose children are the whole stack)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], alone: frozenset[str] = frozenset()) -> None:
         self.pids = pids
+        self.alone = alone
 
     def snapshot(self) -> dict[str, float]:
         table = process_cpu_table()
         return {
-            name: sum(cpu for pid, parent, cpu in table if wanted in (pid, parent))
+            name: sum(
+                cpu
+                for pid, parent, cpu in table
+                if pid == wanted or (parent == wanted and name not in self.alone)
+            )
             for name, wanted in self.pids.items()
         }
 
@@ -146,6 +197,7 @@ async def closed_loop(
     result = Result(name, concurrency)
     loop = asyncio.get_running_loop()
     measuring = False
+    measure_start = 0.0
 
     async def worker(number: int, until: float) -> None:
         while loop.time() < until:
@@ -161,7 +213,9 @@ async def closed_loop(
                     result.errors[type(exc).__name__] += 1
                 continue
             if measuring:
-                result.latencies.append(time.perf_counter() - started)
+                now = time.perf_counter()
+                result.latencies.append(now - started)
+                result.finished.append(now - measure_start)
 
     if warmup > 0:
         until = loop.time() + warmup
@@ -170,6 +224,7 @@ async def closed_loop(
     if on_measure is not None:
         on_measure()
     started, cpu = time.perf_counter(), time.process_time()
+    measure_start = started
     until = loop.time() + duration
     await asyncio.gather(*(worker(n, until) for n in range(concurrency)))
     result.seconds = time.perf_counter() - started
@@ -214,6 +269,7 @@ def bare_gateway() -> Iterator[tuple[str, dict[str, int]]]:
             argv=[
                 find_binary("uvicorn"),
                 "bench_bare_app:app",
+                *UVICORN_FLAGS,
                 "--app-dir",
                 str(HERE),
                 "--host",
@@ -280,9 +336,15 @@ class Run:
     stripe_key: str
     concurrency: int
     duration: float
+    # c and d run longer: whether a purchase costs more as data grows shows over time.
+    flow_duration: float
     warmup: float
     propagation_samples: int
     stack_pids: dict[str, int] = field(default_factory=dict)
+    # With --profile: py-spy samples the stack's Python processes during b and c.
+    profile_dir: Path | None = None
+    # Scenario key -> process name -> py-spy's raw output.
+    profiles: dict[str, dict[str, Path]] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)
     propagation_idle: list[float] = field(default_factory=list)
     propagation_loaded: list[float] = field(default_factory=list)
@@ -308,21 +370,25 @@ class Run:
             async def op(_: int) -> None:
                 expect(await http.get(path), 200, "GET /api/tickets/{id}")
 
-            self.results["b"] = await self._load("b. GET /api/tickets/{id}", op)
+            self.results["b"] = await self._load("b. GET /api/tickets/{id}", op, profile="b")
 
     async def propagation(self, seller: httpx.AsyncClient, buyer: httpx.AsyncClient) -> None:
         for number in range(self.propagation_samples):
-            await self._sell_and_order(
+            order_id = await self._sell_and_order(
                 seller, buyer, number, self.propagation_idle, IDLE_POLL_SECONDS, self.idle_polls
             )
+            # Cancelled, so the buyer stays below MAX_OPEN_ORDERS_PER_USER open orders.
+            expect(await buyer.delete(f"/api/orders/{order_id}"), 204, "cancel")
             await asyncio.sleep(0.02)
 
-    async def purchase(self, seller: httpx.AsyncClient, buyer: httpx.AsyncClient) -> None:
+    async def purchase(self, seller: httpx.AsyncClient, buyers: list[httpx.AsyncClient]) -> None:
         await clear_localstripe(self.localstripe_url)
         sink: list[float] = []
         polls: Counter[str] = Counter()
 
         async def op(number: int) -> None:
+            # One buyer per worker: each holds one open order at a time.
+            buyer = buyers[number % len(buyers)]
             order_id = await self._sell_and_order(
                 seller, buyer, number, sink, LOAD_POLL_SECONDS, polls
             )
@@ -332,7 +398,14 @@ class Run:
             )
             expect(paid, 201, "pay")
 
-        result = await self._load("c. purchase (sell, order, pay)", op, sink, polls=polls)
+        result = await self._load(
+            "c. purchase (sell, order, pay)",
+            op,
+            sink,
+            polls=polls,
+            duration=self.flow_duration,
+            profile="c",
+        )
         self.results["c"] = result
 
     async def stripe(self) -> None:
@@ -355,7 +428,9 @@ class Run:
                 if response.json()["status"] != "succeeded":
                     raise OpError(f"payment intent {response.json()['status']}")
 
-            self.results["d"] = await self._load("d. localstripe PaymentIntent (confirm)", op)
+            self.results["d"] = await self._load(
+                "d. localstripe PaymentIntent (confirm)", op, duration=self.flow_duration
+            )
 
     async def _sell_and_order(
         self,
@@ -385,10 +460,20 @@ class Run:
         sink: list[float] | None = None,
         meter: CpuMeter | None = None,
         polls: Counter[str] | None = None,
+        duration: float | None = None,
+        profile: str | None = None,
     ) -> Result:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        meter = meter or CpuMeter(self.stack_pids)
+        duration = duration or self.duration
+        print(f"running {name} for {duration:g} s ...", file=sys.stderr, flush=True)
+        meter = meter or CpuMeter(self.stack_pids, alone=frozenset({RUNNER}))
         before: dict[str, float] = {}
+        profilers: list[subprocess.Popen[bytes]] = []
+
+        windows: list[asyncio.Task[dict[str, float]]] = []
+
+        async def snapshot_at(seconds: float) -> dict[str, float]:
+            await asyncio.sleep(seconds)
+            return meter.snapshot()
 
         def on_measure() -> None:
             # Only the measured part counts (the warm-up comes first).
@@ -397,30 +482,220 @@ class Run:
             if polls is not None:
                 polls.clear()
             before.update(meter.snapshot())
+            if duration >= 2 * WINDOW:
+                windows.extend(
+                    asyncio.create_task(snapshot_at(t)) for t in (WINDOW, duration - WINDOW)
+                )
+            if profile and self.profile_dir is not None:
+                profilers.extend(self._start_profilers(self.profile_dir, profile, duration))
 
-        result = await closed_loop(
-            name, op, self.concurrency, self.duration, self.warmup, on_measure
-        )
-        result.server_cpu = CpuMeter.used(before, meter.snapshot())
+        result = await closed_loop(name, op, self.concurrency, duration, self.warmup, on_measure)
+        after = meter.snapshot()
+        result.server_cpu = CpuMeter.used(before, after)
+        if windows:
+            first_end, last_start = await asyncio.gather(*windows)
+            result.first_cpu = CpuMeter.used(before, first_end)
+            result.last_cpu = CpuMeter.used(last_start, after)
+        for proc in profilers:
+            proc.wait(timeout=60)
         result.polls = Counter(polls or {})
         if sink is not None:
             self.propagation_loaded = list(sink)
         return result
 
+    def _start_profilers(
+        self, folder: Path, key: str, duration: float
+    ) -> list[subprocess.Popen[bytes]]:
+        """py-spy on every Python process of the stack, for `duration` s (collapsed
+        stacks, one file per process; --nonblocking: the process is never paused)."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        folder.mkdir(parents=True, exist_ok=True)
+        procs = []
+        for name in PROFILED:
+            pid = self.stack_pids.get(name)
+            if pid is None:
+                continue
+            out = folder / f"{key}-{name}.txt"
+            self.profiles.setdefault(key, {})[name] = out
+            argv = [py_spy, "record", "--nonblocking", "--rate", str(PROFILE_RATE)]
+            argv += ["--duration", str(int(duration)), "--format", "raw", "--full-filenames"]
+            procs.append(
+                subprocess.Popen(
+                    [*argv, "--output", str(out), "--pid", str(pid)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        return procs
+
 
 async def run_all(run: Run, bare_url: str, bare_pids: dict[str, int]) -> None:
     await run.bare(bare_url, bare_pids)
     seller = await signed_up(run.gateway_url, run.concurrency)
-    buyer = await signed_up(run.gateway_url, run.concurrency)
+    # One buyer per worker of c (16 concurrent buyers), each on its own connection.
+    buyers = [await signed_up(run.gateway_url, 1) for _ in range(run.concurrency)]
     try:
         await run.ticket(seller)
         print("measuring event propagation on the idle stack ...", file=sys.stderr, flush=True)
-        await run.propagation(seller, buyer)
-        await run.purchase(seller, buyer)
+        await run.propagation(seller, buyers[0])
+        await run.purchase(seller, buyers)
         await run.stripe()
     finally:
         await seller.aclose()
-        await buyer.aclose()
+        for buyer in buyers:
+            await buyer.aclose()
+
+
+# -- profile -----------------------------------------------------------------------------------
+
+# Where a sample's CPU goes: the innermost frame from one of these (a substring of its
+# file's path) names the layer; frames of the rest of the standard library (copy, json,
+# re, asyncio, threading, ...) and of SKIPPED count for whoever called them.
+LAYERS = (
+    ("/argon2/", "argon2"),
+    ("/jwt/", "JWT"),
+    ("/pydantic", "pydantic"),
+    ("/ticketing_common/events/outbox", "outbox"),
+    ("/mongomock", "database"),
+    ("/ticketing_common/memory_database", "database"),
+    ("/bson/", "database"),
+    ("/pymongo/", "database"),
+    ("/nats/", "NATS client"),
+    ("/opentelemetry/", "tracing (OpenTelemetry)"),
+    ("/ticketing_common/tracing", "tracing (OpenTelemetry)"),
+    ("/prometheus_client/", "metrics (Prometheus)"),
+    ("/ticketing_common/metrics", "metrics (Prometheus)"),
+    ("/logging/", "logging"),
+    # FastAPI runs a dependency declared with `def` in a worker thread: the hand-off.
+    ("/anyio/to_thread.py", "thread hand-off (sync dependencies)"),
+    ("/starlette/concurrency.py", "thread hand-off (sync dependencies)"),
+    ("/starlette/", "ASGI and FastAPI"),
+    ("/fastapi/", "ASGI and FastAPI"),
+    ("/uvicorn/", "ASGI and FastAPI"),
+    ("/httptools/", "ASGI and FastAPI"),
+    ("/h11/", "ASGI and FastAPI"),
+    ("/httpx/", "HTTP client (Stripe)"),
+    ("/httpcore/", "HTTP client (Stripe)"),
+    ("/stripe/", "HTTP client (Stripe)"),
+    ("/arq/", "arq and Redis"),
+    ("/redis/", "arq and Redis"),
+    ("/localstripe/", "localstripe"),
+    ("/aiohttp/", "aiohttp (localstripe's server)"),
+)
+SKIPPED = ("/anyio/", "/sniffio/", "/packaging/")
+SERVICE_CODE = "service code"
+EVENT_LOOP = "event loop (Python part)"
+STDLIB_MARK = "/lib/python3"
+# Innermost frames py-spy shows for a thread waiting (it cannot tell with --nonblocking):
+# uvloop's loop (native: its waits and its own socket work alike), a worker thread
+# waiting for work, asyncio's selector. Left out of the shares.
+IDLE_LEAVES = ("Runner.run (", "Condition.wait (", "EpollSelector.select (")
+
+
+def frame_file(frame: str) -> str:
+    """The file of a py-spy frame `function (path:line)`."""
+    inside = frame.rsplit(" (", 1)[-1].rstrip(")")
+    return inside.rsplit(":", 1)[0]
+
+
+def layer_of(stack: list[str]) -> str:
+    """The layer a sample's stack (outermost frame first) spends its CPU in."""
+    for frame in reversed(stack):
+        path = frame_file(frame)
+        for mark, layer in LAYERS:
+            if mark in path:
+                return layer
+        if any(mark in path for mark in SKIPPED) or STDLIB_MARK in path:
+            continue  # works for its caller
+        if "/site-packages/" in path:
+            return path.split("/site-packages/", 1)[1].split("/", 1)[0]
+        return SERVICE_CODE
+    return EVENT_LOOP
+
+
+def read_profile(path: Path) -> tuple[Counter[str], Counter[str], int]:
+    """Samples by layer and by innermost frame, from py-spy's raw (collapsed) output, and
+    the count of idle ones (left out of both)."""
+    layers: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    idle = 0
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            stack_text, _, count = line.rpartition(" ")
+            if not stack_text or not count.isdigit():
+                continue
+            # py-spy puts the thread first (`process ...;thread ...;frames`), then frames.
+            stack = [f for f in stack_text.split(";") if " (" in f]
+            if not stack:
+                continue
+            if stack[-1].startswith(IDLE_LEAVES):
+                idle += int(count)
+                continue
+            layers[layer_of(stack)] += int(count)
+            leaf = stack[-1]
+            name, _, where = leaf.rpartition(" (")
+            short = where.split("/site-packages/")[-1].split(STDLIB_MARK)[-1]
+            leaves[f"{name} ({short}"] += int(count)
+    return layers, leaves, idle
+
+
+def profile_report(run: Run) -> list[str]:
+    """Per scenario profiled and process: CPU per operation split by layer (its py-spy
+    samples' shares of the CPU time measured from /proc), and its top frames."""
+    lines = []
+    for key, profiles in run.profiles.items():
+        result = run.results.get(key)
+        if result is not None and result.latencies:
+            lines += scenario_profile(result, profiles)
+    return lines
+
+
+def scenario_profile(c: Result, profiles: dict[str, Path]) -> list[str]:
+    lines = [
+        f"Profile of {c.name} (py-spy {PROFILE_RATE} samples/s, --nonblocking, "
+        f"{c.seconds:.0f} s): ms of CPU per operation by layer, each process's measured CPU "
+        "split by the shares of its samples that were not idle (uvloop's own native work, "
+        "which py-spy cannot tell from its waits, is spread over the layers that way):",
+        "",
+        "| process | ms/op | idle samples | by layer (ms/op) |",
+        "|---|---:|---:|---|",
+    ]
+    totals: dict[str, float] = {}
+    tops: list[str] = []
+    for name, path in profiles.items():
+        layers, leaves, idle = read_profile(path)
+        samples = sum(layers.values())
+        per_op = cpu_per_op(c, name)
+        if not samples or per_op is None or per_op < 0.05:
+            continue
+        parts = []
+        for layer, count in layers.most_common():
+            share = per_op * count / samples
+            totals[layer] = totals.get(layer, 0.0) + share
+            if share >= 0.05:
+                parts.append(f"{layer} {share:.2f}")
+        lines.append(
+            f"| {name} | {per_op:.2f} | {idle / (idle + samples):.0%} | {', '.join(parts)} |"
+        )
+        top = ", ".join(
+            f"`{frame}` {count / samples:.0%}" for frame, count in leaves.most_common(6)
+        )
+        tops.append(f"- {name}: {top}")
+    lines += [
+        "",
+        "All profiled processes together, ms of CPU per operation: "
+        + ", ".join(
+            f"{layer} {ms_:.2f}"
+            for layer, ms_ in sorted(totals.items(), key=lambda kv: -kv[1])
+            if ms_ >= 0.05
+        ),
+        "",
+        "Top frames (innermost function, share of the process's samples that were not idle):",
+        "",
+        *tops,
+        "",
+    ]
+    return lines
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -459,8 +734,9 @@ def ms(seconds: float) -> str:
 def report(run: Run, header: list[str]) -> str:
     lines = [
         *header,
-        f"- concurrency {run.concurrency}, {run.duration:g} s per scenario after a "
-        f"{run.warmup:g} s warm-up, closed loop (async httpx, one process)",
+        f"- concurrency {run.concurrency}, {run.duration:g} s for a and b, "
+        f"{run.flow_duration:g} s for c and d, each after a {run.warmup:g} s warm-up, "
+        "closed loop (async httpx, one process)",
         "",
         "| scenario | ops/s | p50 ms | p95 ms | p99 ms | ops | errors | generator CPU |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -497,16 +773,52 @@ def report(run: Run, header: list[str]) -> str:
             lines.append(f"| {r.name} | {sum(per_op.values()):.2f} | {parts} |")
         lines.append("")
     a, b, c, d = (run.results.get(k) for k in "abcd")
+    goals: list[str] = []
+
+    def goal(text: str, value: float, target: float, higher: bool = True) -> None:
+        met = value >= target if higher else value < target
+        sign = ">=" if higher else "<"
+        goals.append(f"- {text}: {value:.2f} (goal {sign} {target:g}): {'met' if met else 'short'}")
+
     if a and b and a.rate:
         lines.append(f"- b/a (ticket read vs the ceiling, ops/s): {b.rate / a.rate:.2f}")
+        goal("ticket read / bare endpoint, ops/s", b.rate / a.rate, 0.8)
         cpu_a, cpu_b = cpu_per_op(a, "bare app"), cpu_per_op(b, "tickets")
         if cpu_a and cpu_b:
             lines.append(
-                f"- service CPU per request: bare app {cpu_a:.2f} ms, tickets {cpu_b:.2f} ms, "
-                f"so with CPU as the limit b/a would be {cpu_a / cpu_b:.2f}"
+                f"- service CPU per request: bare app {cpu_a:.2f} ms, tickets {cpu_b:.2f} ms "
+                f"({cpu_b / cpu_a:.2f}x), so with CPU as the limit b/a would be "
+                f"{cpu_a / cpu_b:.2f}"
             )
+            goal("tickets CPU per read / bare app's", cpu_b / cpu_a, 1.5, higher=False)
     if c and d and d.rate:
         lines.append(f"- c/d (purchase flow vs bare localstripe, ops/s): {c.rate / d.rate:.2f}")
+        goal("purchase flows / bare PaymentIntents, ops/s", c.rate / d.rate, 0.8)
+    if c and c.latencies:
+        goal("purchase flow p95, ms", c.percentile(95) * 1000, 250, higher=False)
+    for r in (c, d):
+        ratio = r.last_vs_first() if r else None
+        if r and ratio is not None:
+            lines.append(
+                f"- {r.name}: {r.window_rate(0, 10):.1f} ops/s in the first 10 s, "
+                f"{r.window_rate(r.seconds - 10, r.seconds):.1f} in the last 10 s: "
+                f"last/first {ratio:.2f}"
+            )
+            if r is c:
+                goal("purchase flows/s, last 10 s / first 10 s", ratio, 0.9)
+                ours = ("localstripe",)
+                first_cpu = r.window_cpu_per_op(last=False, exclude=ours)
+                last_cpu = r.window_cpu_per_op(last=True, exclude=ours)
+                stripe_first = r.window_cpu_per_op(last=False, exclude=_others(r, "localstripe"))
+                stripe_last = r.window_cpu_per_op(last=True, exclude=_others(r, "localstripe"))
+                if first_cpu and last_cpu and stripe_first and stripe_last:
+                    lines.append(
+                        f"  - CPU per purchase of the stack without localstripe: "
+                        f"{first_cpu:.1f} ms in the first 10 s, {last_cpu:.1f} ms in the last "
+                        f"(last/first {last_cpu / first_cpu:.2f}); localstripe's: "
+                        f"{stripe_first:.1f} ms, then {stripe_last:.1f} ms "
+                        f"({stripe_last / stripe_first:.2f})"
+                    )
     for label, samples, polls in (
         ("idle stack, one ticket at a time", run.propagation_idle, run.idle_polls),
         ("during scenario c", run.propagation_loaded, c.polls if c else Counter()),
@@ -514,10 +826,18 @@ def report(run: Run, header: list[str]) -> str:
         if samples:
             lines.append(
                 f"- event propagation ({label}, {len(samples)} tickets): "
-                f"p50 {ms(percentile(samples, 50))} ms, p99 {ms(percentile(samples, 99))} ms; "
+                f"p50 {ms(percentile(samples, 50))} ms, p95 {ms(percentile(samples, 95))} ms, "
+                f"p99 {ms(percentile(samples, 99))} ms; "
                 f"order requests answered 404 (replica not there yet): "
                 f"{polls['order'] / len(samples):.2f} per ticket"
             )
+    if run.propagation_loaded:
+        goal(
+            "event propagation p99 under load, ms",
+            1000 * percentile(run.propagation_loaded, 99),
+            50,
+            higher=False,
+        )
     if c and c.latencies:
         lines.append(
             f"- purchase: payments answered 404 (order replica not there yet) "
@@ -527,14 +847,20 @@ def report(run: Run, header: list[str]) -> str:
         if r.errors:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in r.errors.most_common(5))
             lines.append(f"- errors in {r.name}: {kinds}")
+    if goals:
+        lines += ["", "Goals of issue 16, from this run:", "", *goals]
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def _others(result: Result, name: str) -> tuple[str, ...]:
+    return tuple(n for n in result.server_cpu if n != name)
+
+
+def write_section(path: Path, text: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the marked section of `path` (or append one) with `text`."""
-    block = f"{BEGIN}\n{text}{END}"
+    block = f"{begin}\n{text}{end}"
     current = path.read_text() if path.exists() else ""
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if pattern.search(current):
         updated = pattern.sub(lambda _: block, current)
     else:
@@ -545,16 +871,27 @@ def write_section(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds for a and b")
+    parser.add_argument(
+        "--flow-duration", type=float, default=60.0, help="seconds for c and d (the purchase)"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--propagation-samples", type=int, default=200)
     parser.add_argument("--url", help="gateway of a running stack (default: start one)")
     parser.add_argument("--localstripe-url", default="http://127.0.0.1:8420")
     parser.add_argument("--stripe-key", default=DEV_STRIPE_KEY)
     parser.add_argument("--write", type=Path, help="also write the report into this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample the stack's Python processes with py-spy (a dev dependency) during b "
+        "and c, keep the raw stacks in DIR and report CPU per operation by layer; the "
+        "profiler's own cost lowers the figures, so --write then fills the profile section",
+    )
     args = parser.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0:
-        parser.error("--concurrency and --duration must be positive")
+    if args.concurrency < 1 or args.duration <= 0 or args.flow_duration <= 0:
+        parser.error("--concurrency, --duration and --flow-duration must be positive")
 
     header = machine()
     stack_pids: dict[str, int] = {}
@@ -571,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
             assert stack.localstripe_url is not None
             localstripe_url = stack.localstripe_url
             stack_pids = dict(stack.pids)
+            if stack.proc is not None:
+                stack_pids[RUNNER] = stack.proc.pid
             header.append(
                 "- stack: started by the benchmark as `make dev` runs it "
                 "(one uvicorn worker per service, MONGO_URI=memory://, localstripe)"
@@ -581,16 +920,23 @@ def main(argv: list[str] | None = None) -> int:
             stripe_key=args.stripe_key,
             concurrency=args.concurrency,
             duration=args.duration,
+            flow_duration=args.flow_duration,
             warmup=args.warmup,
             propagation_samples=args.propagation_samples,
             stack_pids=stack_pids,
+            profile_dir=args.profile,
         )
         bare_url, bare_pids = running.enter_context(bare_gateway())
         asyncio.run(run_all(run, bare_url, bare_pids))
     text = report(run, header)
+    if args.profile:
+        text = "\n".join([*header, "", *profile_report(run)]) + "\n\n" + text
     print(text)
     if args.write:
-        write_section(args.write, text)
+        if args.profile:
+            write_section(args.write, text, PROFILE_BEGIN, PROFILE_END)
+        else:
+            write_section(args.write, text)
         print(f"written to {args.write}", file=sys.stderr)
     return 0
 
