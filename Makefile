@@ -57,17 +57,19 @@ dev: install
 # Tests are type-checked too, but fixtures and test methods may go unannotated.
 MYPY_TESTS := --allow-untyped-defs --allow-incomplete-defs
 
-# Every check runs, and lint fails at the end if any did. mypy runs once per folder: each
-# member's src/ and tests/ (test modules such as conftest.py repeat across members), and
-# any other folder with Python files as a whole.
+# Every check runs, and lint fails at the end if any did. mypy checks every member's src/
+# in one run (their packages are distinct), each tests/ folder on its own (test modules
+# such as conftest.py repeat across members), and any other folder with Python files as a
+# whole.
+SRC_DIRS = $(wildcard */src)
 lint: install
 	@failed=""; \
 	echo "ruff check ."; $(BIN)/ruff check . || failed="$$failed ruff-check"; \
 	echo "ruff format --check ."; $(BIN)/ruff format --check . || failed="$$failed ruff-format"; \
+	echo "mypy $(SRC_DIRS)"; $(BIN)/mypy $(SRC_DIRS) || failed="$$failed mypy:src"; \
+	has() { [ -n "$$(find $$1 -name '*.py' -print -quit 2>/dev/null)" ]; }; \
 	for dir in */; do \
 	  dir=$${dir%/}; \
-	  has() { [ -n "$$(find $$1 -name '*.py' -print -quit 2>/dev/null)" ]; }; \
-	  if has $$dir/src; then echo "mypy $$dir/src"; $(BIN)/mypy $$dir/src || failed="$$failed mypy:$$dir/src"; fi; \
 	  if has $$dir/tests; then echo "mypy $$dir/tests"; $(BIN)/mypy $(MYPY_TESTS) $$dir/tests || failed="$$failed mypy:$$dir/tests"; fi; \
 	  if ! has $$dir/src && ! has $$dir/tests && has $$dir; then echo "mypy $$dir"; $(BIN)/mypy $$dir || failed="$$failed mypy:$$dir"; fi; \
 	done; \
@@ -75,8 +77,10 @@ lint: install
 
 # NATS and Redis for the tests are started by the pytest fixtures on free ports
 # (ticketing_testing.fixtures) unless NATS_URL / REDIS_URL are set.
+# Two workers, each taking whole test files (module-scoped stacks and browsers stay in
+# one process): most tests wait on servers and events rather than compute.
 test: install lint
-	$(BIN)/pytest -q $(TEST_DIRS)
+	$(BIN)/pytest -q -n 2 --dist loadfile $(TEST_DIRS)
 
 # A benchmark, not a test: starts the stack as `make dev` does (or pass BENCH_ARGS="--url
 # http://127.0.0.1:8080" for a running one), loads it, and writes the figures into
