@@ -8,24 +8,24 @@ from auth.repository import Users
 from ticketing_common.service import standard_ready
 
 
-def get_users(request: Request) -> Users:
+async def get_users(request: Request) -> Users:
     users: Users = request.state.users
     return users
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     passwords: Passwords = request.state.passwords
     return passwords
 
 
-def get_limits(request: Request) -> Limits:
+async def get_limits(request: Request) -> Limits:
     limits: Limits = request.state.limits
     return limits
 
 
-def get_client_address(request: Request) -> str:
+async def get_client_address(request: Request) -> str:
     """The caller's address for the limits (see `client_address`)."""
-    limits = get_limits(request)
+    limits: Limits = request.state.limits
     return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),

@@ -126,7 +126,16 @@ def read_current_user(request: Request) -> UserPayload | None:
     return get_sessions(request).decode_cookie(request.cookies.get(COOKIE_NAME))
 
 
-def require_user(request: Request) -> UserPayload:
+# The dependencies are coroutines: FastAPI runs a plain `def` dependency in a worker
+# thread, a hand-off that costs more than these lookups (docs/benchmarks.md).
+
+
+async def current_user(request: Request) -> UserPayload | None:
+    """The signed-in user, or None."""
+    return read_current_user(request)
+
+
+async def require_user(request: Request) -> UserPayload:
     """The signed-in user; 401 `Not authorized` otherwise."""
     user = read_current_user(request)
     if user is None:
@@ -134,6 +143,10 @@ def require_user(request: Request) -> UserPayload:
     return user
 
 
-CurrentUser = Annotated[UserPayload | None, Depends(read_current_user)]
+async def sessions(request: Request) -> SessionCodec:
+    return get_sessions(request)
+
+
+CurrentUser = Annotated[UserPayload | None, Depends(current_user)]
 RequireUser = Annotated[UserPayload, Depends(require_user)]
-SessionsDep = Annotated[SessionCodec, Depends(get_sessions)]
+SessionsDep = Annotated[SessionCodec, Depends(sessions)]

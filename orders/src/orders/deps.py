@@ -6,17 +6,17 @@ from orders.config import Settings
 from orders.repository import Orders, TicketReplicas
 
 
-def get_orders(request: Request) -> Orders:
+async def get_orders(request: Request) -> Orders:
     orders: Orders = request.state.orders
     return orders
 
 
-def get_replicas(request: Request) -> TicketReplicas:
+async def get_replicas(request: Request) -> TicketReplicas:
     replicas: TicketReplicas = request.state.replicas
     return replicas
 
 
-def get_service_settings(request: Request) -> Settings:
+async def get_service_settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 

@@ -7,17 +7,17 @@ from payments.config import Settings
 from payments.repository import StripeEvents
 
 
-def get_checkout(request: Request) -> Checkout:
+async def get_checkout(request: Request) -> Checkout:
     checkout: Checkout = request.state.checkout
     return checkout
 
 
-def get_stripe_events(request: Request) -> StripeEvents:
+async def get_stripe_events(request: Request) -> StripeEvents:
     events: StripeEvents = request.state.stripe_events
     return events
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 

@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from tickets.repository import Tickets
 
 
-def get_tickets(request: Request) -> Tickets:
+async def get_tickets(request: Request) -> Tickets:
     tickets: Tickets = request.state.tickets
     return tickets
 
