@@ -223,6 +223,10 @@ def configure_logging() -> None:
     if not root.handlers:
         root.addHandler(log_handler())
         root.setLevel(logging.INFO)
+    # Their INFO lines repeat every HTTP call (two per Stripe call in the stripe library,
+    # one per request in httpx): noise on the hot path; warnings and errors still show.
+    for chatty in ("stripe", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 class EventRuntime:
