@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from fastapi import APIRouter, FastAPI, Request
 from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -21,29 +19,13 @@ from ticketing_common.events import EventBus, Listener, Outbox, TicketCreatedEve
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import connect_mongo
 from ticketing_common.service import ServiceRoute, event_runtime, new_app
-from ticketing_common.tracing import configure_tracing, log_handler
+from ticketing_common.tracing import log_handler
 from ticketing_devstack.servers import NatsServer
 from ticketing_testing import random_id
 from ticketing_testing.events import event_settings, eventually
 from ticketing_testing.services import running_client
 
 logger = logging.getLogger("ticketing.tests.tracing")
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    provider = configure_tracing("tests")
-    assert provider is not None
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-@pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
 
 
 class Applied(Listener[TicketCreatedEvent]):

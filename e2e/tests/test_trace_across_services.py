@@ -3,42 +3,23 @@ it in another service (tickets and orders in this process, on the real JetStream
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import pytest
 from httpx import AsyncClient
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from orders.app import create_app as create_orders_app
 from orders.config import Settings as OrdersSettings
-from ticketing_common.tracing import configure_tracing
 from ticketing_testing import random_id
 from ticketing_testing.api import create_ticket, place_order
 from ticketing_testing.events import eventually
 from ticketing_testing.services import running_client, service_settings
 from tickets.app import create_app as create_tickets_app
 from tickets.config import Settings as TicketsSettings
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    """Every span this process ends, kept in memory (the provider is process-wide)."""
-    provider = configure_tracing("e2e")
-    assert provider is not None
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-@pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
 
 
 @pytest.fixture

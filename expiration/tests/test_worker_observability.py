@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,7 +18,6 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +25,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from expiration.config import Settings
 from expiration.worker import redis_settings, worker_settings
 from ticketing_common.events import STREAM_NAME, EventBus, ensure_stream
-from ticketing_common.tracing import configure_tracing
 from ticketing_devstack.servers import free_port
 from ticketing_testing import random_id
 from ticketing_testing.events import eventually
@@ -106,22 +104,6 @@ async def wait_for_events(js: JetStreamContext, count: int) -> None:
         return len(await stream_messages(js, EXPIRATION_COMPLETE)) >= count
 
     await eventually(enough, 10.0, f"{count} expiration:complete")
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    provider = configure_tracing("tests")
-    assert provider is not None
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
-
-
-@pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
 
 
 def counters(text: str) -> dict[str, float]:

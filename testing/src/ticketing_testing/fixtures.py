@@ -20,8 +20,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from httpx import AsyncClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ticketing_common.config import EventSettings
+from ticketing_common.tracing import configure_tracing
 from ticketing_devstack.servers import NatsServer, RedisServer
 from ticketing_testing.services import ServiceUnderTest, running_client, service_settings
 from ticketing_testing.stream import Probe, probe_on
@@ -51,6 +54,25 @@ def redis_url() -> Iterator[str]:
         yield server.url
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Every span this process ends, kept in memory (the tracer provider is process-wide,
+    so one exporter serves every test of the session)."""
+    provider = configure_tracing("tests")
+    assert provider is not None, "OTEL_SDK_DISABLED is set: no spans to observe"
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The span exporter, emptied before and after the test."""
+    span_exporter.clear()
+    yield span_exporter
+    span_exporter.clear()
 
 
 @pytest.fixture
