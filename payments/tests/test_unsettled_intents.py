@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from payments.repository import PaymentStatus
@@ -22,7 +21,7 @@ from ticketing_testing import random_id
 from ticketing_testing.checkout import payments_settings, running_payments, seed_order
 from ticketing_testing.http import errors, signed_in
 from ticketing_testing.stream import Probe
-from ticketing_testing.stripe import LocalStripe
+from ticketing_testing.stripe import LocalStripe, forward
 
 
 @dataclass
@@ -36,18 +35,7 @@ class SettlingStripe:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.paths.append(f"{request.method} {request.path}")
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in {"authorization", "content-type", "stripe-version"}
-        }
-        async with httpx.AsyncClient() as http:
-            upstream = await http.request(
-                request.method,
-                self.upstream + request.path_qs,
-                headers=headers,
-                content=await request.read(),
-            )
+        upstream = await forward(request, self.upstream, await request.read())
         body = upstream.content
         if request.method == "POST" and request.path == "/v1/payment_intents":
             answer: dict[str, Any] = upstream.json()

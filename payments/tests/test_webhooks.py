@@ -32,7 +32,7 @@ from ticketing_testing.events import eventually
 from ticketing_testing.factories import order_cancelled
 from ticketing_testing.http import errors, signed_in
 from ticketing_testing.stream import Probe
-from ticketing_testing.stripe import LocalStripe, StripeProxy, stripe_proxy
+from ticketing_testing.stripe import LocalStripe, StripeProxy, forward, stripe_proxy
 
 WEBHOOK = f"{PAYMENTS}/webhooks/stripe"
 SECRET = "whsec_payments_tests"
@@ -157,18 +157,7 @@ class AnswerHolder:
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in {"authorization", "content-type", "stripe-version"}
-        }
-        async with httpx.AsyncClient() as http:
-            upstream = await http.request(
-                request.method,
-                self.upstream + request.path_qs,
-                headers=headers,
-                content=await request.read(),
-            )
+        upstream = await forward(request, self.upstream, await request.read())
         if request.method == "POST" and request.path == "/v1/payment_intents":
             self.held += 1
             await self.release.wait()

@@ -70,6 +70,19 @@ class LocalStripe(LocalStripeServer):
 # A Stripe that misbehaves on demand ----------------------------------------------------
 
 
+# The headers the stripe library's calls depend on; the rest are the hop's own.
+FORWARDED_HEADERS = {"authorization", "content-type", "stripe-version"}
+
+
+async def forward(request: web.Request, upstream: str, body: bytes) -> httpx.Response:
+    """`request` (with `body`, already read) sent on to the Stripe API at `upstream`."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_HEADERS}
+    async with httpx.AsyncClient() as http:
+        return await http.request(
+            request.method, upstream + request.path_qs, headers=headers, content=body
+        )
+
+
 @dataclass
 class ProxiedRequest:
     method: str
@@ -116,18 +129,7 @@ class StripeProxy:
             return web.json_response(error, status=status)
         if self.mode == "fail_before":
             return self._failure()
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in {"authorization", "content-type", "stripe-version"}
-        }
-        async with httpx.AsyncClient() as http:
-            upstream = await http.request(
-                request.method,
-                self.upstream + request.path_qs,
-                headers=headers,
-                content=body,
-            )
+        upstream = await forward(request, self.upstream, body)
         if key is not None:
             self._answers[key] = (upstream.status_code, upstream.content)
         if self.mode == "fail_after":
