@@ -30,7 +30,6 @@ class ExpirySweeper:
     def __init__(self, orders: Orders, grace_seconds: float, interval_seconds: float) -> None:
         self.orders = orders
         self.grace = timedelta(seconds=grace_seconds)
-        self.interval = interval_seconds
         self._loop = Periodic("expiry-sweeper", self.sweep, interval_seconds)
 
     async def sweep(self) -> int:
