@@ -279,7 +279,8 @@ class TestOutbox:
         finally:
             await outbox.stop()
         assert recorder.calls == [event]
-        assert (await tickets.find_one({"_id": event.id}))["outbox"] == []
+        left = await tickets.find_one({"_id": event.id})
+        assert left is not None and left["outbox"] == []
 
     async def test_write_and_event_leave_together_in_order(self, jetstream_clean, buses):
         created, updated = Recorder(), UpdatedRecorder()
@@ -302,7 +303,8 @@ class TestOutbox:
         )
         assert stale is None
         await eventually(lambda: created.calls == [event] and updated.calls == [change])
-        assert (await tickets.find_one({"_id": event.id}))["outbox"] == []
+        left = await tickets.find_one({"_id": event.id})
+        assert left is not None and left["outbox"] == []
 
     async def test_other_event_types_round_trip(self, jetstream_clean, buses):
         class Cancelled(Listener[OrderCancelledEvent]):

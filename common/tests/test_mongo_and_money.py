@@ -42,13 +42,16 @@ class TestVersionedUpdate:
         stale = await update_versioned(mongo.db.things, doc_id, 0, {"$set": {"title": "c"}})
         assert stale is None
         stored = await mongo.db.things.find_one({"_id": doc_id})
+        assert stored is not None
         assert (stored["title"], stored["version"]) == ("b", 1)
 
     async def test_datetimes_read_back_as_aware_utc(self):
         mongo = await connect_mongo("memory://", "t")
         now = utcnow()
         await mongo.db.things.insert_one({"_id": 1, "at": now})
-        stored = as_utc((await mongo.db.things.find_one({"_id": 1}))["at"])
+        found = await mongo.db.things.find_one({"_id": 1})
+        assert found is not None
+        stored = as_utc(found["at"])
         assert stored == now
         offset = stored.utcoffset()
         assert offset is not None and offset.total_seconds() == 0

@@ -15,21 +15,24 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ticketing_common.errors import NotFoundError
 from ticketing_common.ids import is_object_id as is_object_id
 
 logger = logging.getLogger("ticketing.mongo")
 
-# Both drivers' database and collection objects have the same call shapes but no common
-# type; the services treat them through these aliases.
-Database = Any
-Collection = Any
-Document = dict[str, Any]
+Document: TypeAlias = dict[str, Any]
+# PyMongo's async types. The in-memory driver has the same call shapes for the calls the
+# services make (see above) and is cast to them once, in `connect_mongo`.
+Client: TypeAlias = AsyncMongoClient[Document]
+Database: TypeAlias = AsyncDatabase[Document]
+Collection: TypeAlias = AsyncCollection[Document]
 
 MEMORY_SCHEME = "memory://"
 
@@ -38,7 +41,7 @@ MEMORY_SCHEME = "memory://"
 class Mongo:
     """A connected client and the service's database."""
 
-    client: Any
+    client: Client
     db: Database
     in_memory: bool
 
@@ -79,14 +82,14 @@ async def connect_mongo(uri: str, default_db: str, timeout: float = 30.0) -> Mon
         name = uri[len(MEMORY_SCHEME) :].strip("/") or default_db
         # mongomock, with lookups by `_id` and indexed fields that do not scan the whole
         # collection (ticketing_common.memory_database; docs/benchmarks.md).
-        memory_client: Any = AsyncMongoMockClient(
-            mock_mongo_client=IndexedMongoClient(tz_aware=True)
+        # mongomock-motor is untyped and shares no base class with PyMongo; this is the one
+        # place its client is seen as PyMongo's (the calls the services make behave alike).
+        memory_client = cast(
+            Client, AsyncMongoMockClient(mock_mongo_client=IndexedMongoClient(tz_aware=True))
         )
         return Mongo(client=memory_client, db=memory_client[name], in_memory=True)
 
-    from pymongo import AsyncMongoClient
-
-    client: Any = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
+    client: Client = AsyncMongoClient(uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
     mongo = Mongo(client=client, db=client.get_default_database(default_db), in_memory=False)
     deadline = asyncio.get_running_loop().time() + timeout
     while not await mongo.ping():
