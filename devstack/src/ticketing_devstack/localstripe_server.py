@@ -72,7 +72,7 @@ def index_by_type(resources: Any) -> None:
     base = resources.StripeObject
 
     def list_all(
-        cls: Any, url: Any, limit: Any = None, starting_after: Any = None, **kwargs: Any
+        cls: Any, /, url: Any, limit: Any = None, starting_after: Any = None, **kwargs: Any
     ) -> Any:
         if kwargs:
             raise resources.UserError(400, "Unexpected " + ", ".join(kwargs.keys()))
