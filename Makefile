@@ -51,8 +51,10 @@ install: bootstrap
 	    $(APT_INSTALL) $${missing/nginx/$$nginx}; \
 	  fi
 
+# REPLICAS=N: N processes of every HTTP service behind the gateway and N expiration workers.
+REPLICAS ?= 1
 dev: install
-	$(BIN)/python -m ticketing_devstack
+	REPLICAS=$(REPLICAS) $(BIN)/python -m ticketing_devstack
 
 # Tests are type-checked too, but fixtures and test methods may go unannotated.
 MYPY_TESTS := --allow-untyped-defs --allow-incomplete-defs

@@ -31,7 +31,7 @@ def upstream_name(service: str) -> str:
 def render_nginx_conf(
     *,
     routes: Sequence[Route],
-    upstreams: Mapping[str, int],
+    upstreams: Mapping[str, int | Sequence[int]],
     listen_port: int,
     run_dir: Path,
     listen_host: str = "127.0.0.1",
@@ -41,7 +41,10 @@ def render_nginx_conf(
     """nginx.conf for a foreground gateway whose state lives in `run_dir`.
 
     Routes keep the table's order; a route whose service has no entry in `upstreams`
-    (service -> local port) is left out. Paths reach the service unchanged.
+    (service -> its local port, or the ports of its replicas) is left out. Paths reach the
+    service unchanged. With several ports nginx balances round-robin and passes a request
+    on to the next replica when one refuses the connection (its default
+    `proxy_next_upstream error timeout`; a POST only when it was not sent yet).
     """
     template = template or repo_root() / TEMPLATE
     routed = []
@@ -57,7 +60,8 @@ def render_nginx_conf(
     return env.from_string(template.read_text()).render(
         routes=routed,
         upstreams=[
-            {"name": upstream_name(service), "port": port} for service, port in upstreams.items()
+            {"name": upstream_name(service), "ports": _ports(port)}
+            for service, port in upstreams.items()
         ],
         listen=f"{listen_host}:{listen_port}",
         run_dir=run_dir,
@@ -70,11 +74,15 @@ def render_nginx_conf(
     )
 
 
+def _ports(ports: int | Sequence[int]) -> list[int]:
+    return [ports] if isinstance(ports, int) else list(ports)
+
+
 def write_nginx_conf(
     run_dir: Path,
     *,
     routes: Sequence[Route],
-    upstreams: Mapping[str, int],
+    upstreams: Mapping[str, int | Sequence[int]],
     listen_port: int,
     template: Path | None = None,
 ) -> Path:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +55,11 @@ REAL_STRIPE_JS_URL = "https://js.stripe.com/v3/"
 DEV_STRIPE_WEBHOOK_SECRET = "whsec_dev"
 STRIPE_WEBHOOK_PATH = "/api/payments/webhooks/stripe"
 MEMORY_URI = "memory://"
+# REPLICAS=N (default 1): N processes of every HTTP service and N workers. With N > 1 the
+# processes of a service share one database: a `mongo_wire` stand-in per service database
+# (each its own process, as each service has its own MongoDB), instead of `memory://`.
+MAX_REPLICAS = 16
+MONGO_WIRE_MODULE = "ticketing_devstack.mongo_wire"
 # How every HTTP service's uvicorn runs (after `--factory`, before host and port).
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
 # auth's limits in their own database of the stack's Redis (the worker's jobs are in 0).
@@ -244,6 +251,7 @@ class _Inputs:
     localstripe_port: int
     stripe_key: str | None
     jwt_key: str
+    replicas: int = 1
 
     @property
     def use_localstripe(self) -> bool:
@@ -255,6 +263,33 @@ class _Inputs:
 
     def get(self, name: str) -> str | None:
         return _env(self.environ, name)
+
+
+def _replicas(environ: Mapping[str, str]) -> int:
+    raw = _env(environ, "REPLICAS")
+    if raw is None:
+        return 1
+    try:
+        replicas = int(raw)
+    except ValueError:
+        replicas = 0
+    if not 1 <= replicas <= MAX_REPLICAS:
+        raise DevstackError(f"REPLICAS={raw!r} is not a number of replicas (1-{MAX_REPLICAS})")
+    return replicas
+
+
+def _jwt_key(environ: Mapping[str, str], replicas: int) -> str:
+    """JWT_KEY, else the dev key on `memory://` (one replica), else a random key for this
+    run: the services refuse the public dev key on a database that is not `memory://`."""
+    key = _env(environ, "JWT_KEY")
+    if key is not None:
+        return key
+    return DEV_JWT_KEY if replicas == 1 else secrets.token_urlsafe(32)
+
+
+def replica_name(service: str, index: int) -> str:
+    """`auth`, `auth-2`, `auth-3`, ...: the first replica keeps the service's own name."""
+    return service if index == 1 else f"{service}-{index}"
 
 
 def build_plan(
@@ -271,12 +306,14 @@ def build_plan(
     """
     environ = os.environ if environ is None else environ
     root = root or repo_root()
+    replicas = _replicas(environ)
     inputs = _Inputs(
         environ=environ,
         gateway_port=_port(environ, "GATEWAY_PORT", DEFAULT_GATEWAY_PORT),
         localstripe_port=_port(environ, "LOCALSTRIPE_PORT", DEFAULT_LOCALSTRIPE_PORT),
         stripe_key=_env(environ, "STRIPE_KEY"),
-        jwt_key=_env(environ, "JWT_KEY") or DEV_JWT_KEY,
+        jwt_key=_jwt_key(environ, replicas),
+        replicas=replicas,
     )
     if inputs.use_localstripe and inputs.gateway_port == inputs.localstripe_port:
         raise DevstackError("GATEWAY_PORT and LOCALSTRIPE_PORT must differ")
@@ -305,7 +342,7 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
     base = {"PYTHONUNBUFFERED": "1"}
     processes: list[ProcessSpec] = []
     warnings: list[str] = []
-    if inputs.get("JWT_KEY") is None:
+    if inputs.get("JWT_KEY") is None and inputs.replicas == 1:
         warnings.append("JWT_KEY is not set: using the dev-only default key (never deploy it)")
     if not inputs.use_localstripe and inputs.get("STRIPE_PUBLISHABLE_KEY") is None:
         warnings.append(
@@ -344,43 +381,51 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
             )
         )
 
-    upstreams: dict[str, int] = {}
+    upstreams: dict[str, list[int]] = {}
     uvicorn = find_binary("uvicorn") if services else ""
     for name in HTTP_SERVICES:
         if name not in services:
             continue
-        port = ports.pick()
-        upstreams[name] = port
         env = base | _service_env(name, inputs, nats_url, redis_url, localstripe_url, gateway_url)
-        url = f"http://127.0.0.1:{port}"
+        if inputs.replicas > 1 and env.get("MONGO_URI") == MEMORY_URI:
+            wire = _mongo_wire(name, ports.pick(), base)
+            processes.append(wire)
+            env["MONGO_URI"] = f"mongodb://127.0.0.1:{wire.port}/{name}?directConnection=true"
         # uvloop and httptools named, not left to uvicorn's `auto` (which falls back to
         # asyncio and h11 silently when they are missing); no access log: one line per
         # request, formatted by the service and copied by the runner, was about a tenth of
         # a purchase's CPU (docs/benchmarks.md), and the gateway logs no requests either.
         argv = [uvicorn, f"{name}.app:create_app", "--factory", *UVICORN_FLAGS]
-        processes.append(
-            ProcessSpec(
-                name=name,
-                kind="service",
-                argv=[*argv, "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                port=port,
-                url=url,
-                probe=HttpProbe(url=f"{url}/readyz"),
+        for index in range(1, inputs.replicas + 1):
+            port = ports.pick()
+            upstreams.setdefault(name, []).append(port)
+            url = f"http://127.0.0.1:{port}"
+            processes.append(
+                ProcessSpec(
+                    name=replica_name(name, index),
+                    kind="service",
+                    argv=[*argv, "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    port=port,
+                    url=url,
+                    probe=HttpProbe(url=f"{url}/readyz"),
+                )
             )
-        )
     if WORKER in services:
         arq = find_binary("arq")
         env = base | {"NATS_URL": nats_url, "REDIS_URL": redis_url}
-        processes.append(
-            ProcessSpec(
-                name=WORKER,
-                kind="worker",
-                argv=[arq, WORKER_SETTINGS],
-                env=env,
-                probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=env),
+        # Workers share the Redis queue: whichever takes an `order:created` schedules the
+        # job under the order's id, so it is queued once (expiration.jobs).
+        for index in range(1, inputs.replicas + 1):
+            processes.append(
+                ProcessSpec(
+                    name=replica_name(WORKER, index),
+                    kind="worker",
+                    argv=[arq, WORKER_SETTINGS],
+                    env=env,
+                    probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=env),
+                )
             )
-        )
 
     conf = write_nginx_conf(
         run_dir,
@@ -421,6 +466,20 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
 def _server(name: str, argv: list[str], port: int, url: str) -> ProcessSpec:
     return ProcessSpec(
         name=name, kind="infra", argv=argv, port=port, url=url, probe=TcpProbe(port=port)
+    )
+
+
+def _mongo_wire(service: str, port: int, env: dict[str, str]) -> ProcessSpec:
+    """The database the replicas of `service` share (`ticketing_devstack.mongo_wire`)."""
+    argv = [sys.executable, "-m", MONGO_WIRE_MODULE, "--host", "127.0.0.1", "--port", str(port)]
+    return ProcessSpec(
+        name=f"{service}-mongo",
+        kind="infra",
+        argv=argv,
+        env=env,
+        port=port,
+        url=f"mongodb://127.0.0.1:{port}/?directConnection=true",
+        probe=TcpProbe(port=port),
     )
 
 

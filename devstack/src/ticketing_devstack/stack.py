@@ -1,6 +1,6 @@
 """The whole stack from Python, started exactly as `make dev` starts it (for tests).
 
-    with Stack(expiration_window_seconds=5) as stack:
+    with Stack(expiration_window_seconds=5, replicas=3) as stack:
         httpx.post(f"{stack.gateway_url}/api/users/signup", json=...)
 
 `Stack` plans the processes here (so `stack.processes` shows every command line and
@@ -81,6 +81,7 @@ class Stack:
         env: Mapping[str, str] | None = None,
         *,
         expiration_window_seconds: float | None = None,
+        replicas: int | None = None,
         gateway_port: int | None = None,
         localstripe_port: int | None = None,
         root: Path | None = None,
@@ -91,6 +92,8 @@ class Stack:
         self.env = isolated_environ({**chosen, **(env or {})})
         if expiration_window_seconds is not None:
             self.env["EXPIRATION_WINDOW_SECONDS"] = f"{expiration_window_seconds:g}"
+        if replicas is not None:
+            self.env["REPLICAS"] = str(replicas)
         self.root = root
         self._own_log = log_path is None
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="devstack-", suffix=".log")[1])
