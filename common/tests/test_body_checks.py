@@ -8,9 +8,11 @@ import pytest
 from fastapi import APIRouter, FastAPI, Request
 from httpx import ASGITransport, AsyncClient
 
+from ticketing_common.app import new_app
 from ticketing_common.auth import RequireUser, SessionCodec
+from ticketing_common.http.body_checks import MAX_JSON_DEPTH
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.schemas import RequestBody
-from ticketing_common.service import MAX_JSON_DEPTH, ServiceRoute, new_app
 from ticketing_testing import TEST_JWT_KEY, cookie_for
 
 LIMIT = 2000

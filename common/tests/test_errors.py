@@ -6,10 +6,11 @@ from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel
 
+from ticketing_common.app import new_app
 from ticketing_common.auth import RequireUser, SessionCodec
 from ticketing_common.errors import ConflictError
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.money import Price
-from ticketing_common.service import ServiceRoute, new_app
 from ticketing_testing import TEST_JWT_KEY, cookie_for
 
 

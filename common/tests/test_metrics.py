@@ -14,11 +14,13 @@ from httpx import AsyncClient
 from nats.aio.msg import Msg
 from prometheus_client.parser import text_string_to_metric_families
 
+from ticketing_common.app import new_app
 from ticketing_common.errors import NotFoundError
 from ticketing_common.events import Listener, Outbox, RetryLater, TicketCreatedEvent
+from ticketing_common.events.runtime import event_runtime
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import connect_mongo
-from ticketing_common.service import ServiceRoute, event_runtime, new_app
 from ticketing_devstack.servers import NatsServer
 from ticketing_testing import random_id
 from ticketing_testing.events import event_settings, eventually

@@ -6,9 +6,10 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
 
+from ticketing_common.app import new_app
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.money import Price
 from ticketing_common.schemas import RequestBody
-from ticketing_common.service import ServiceRoute, new_app
 
 
 class Priced(RequestBody):

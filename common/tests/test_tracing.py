@@ -15,10 +15,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from ticketing_common.app import new_app
 from ticketing_common.events import EventBus, Listener, Outbox, TicketCreatedEvent
+from ticketing_common.events.runtime import event_runtime
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import connect_mongo
-from ticketing_common.service import ServiceRoute, event_runtime, new_app
 from ticketing_common.tracing import log_handler
 from ticketing_devstack.servers import NatsServer
 from ticketing_testing import random_id

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from ticketing_common.errors import NotAuthorizedError
@@ -150,3 +152,12 @@ async def sessions(request: Request) -> SessionCodec:
 CurrentUser = Annotated[UserPayload | None, Depends(current_user)]
 RequireUser = Annotated[UserPayload, Depends(require_user)]
 SessionsDep = Annotated[SessionCodec, Depends(sessions)]
+
+
+def _uses(dependant: Dependant, call: Any) -> bool:
+    return any(dep.call is call or _uses(dep, call) for dep in dependant.dependencies)
+
+
+def route_requires_user(route: object) -> bool:
+    """Whether `route` depends on `RequireUser` (directly or through a dependency)."""
+    return isinstance(route, APIRoute) and _uses(route.dependant, require_user)

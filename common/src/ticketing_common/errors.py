@@ -1,7 +1,7 @@
 """The one error shape of the API, `{"errors": [{"message", "field"?}]}`, and the handlers
 that render it.
 
-Routes raise an `AppError` subclass; `install_error_handlers` turns it, FastAPI's
+Routes raise an `AppError` subclass; `ticketing_common.http.error_handlers` turns it, FastAPI's
 validation errors, unknown routes and unexpected exceptions into
 `{"errors": [{"message": ..., "field"?: ...}]}` with the right status. Nothing else
 builds error responses.
@@ -13,11 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("ticketing.errors")
@@ -136,7 +132,7 @@ def _clean_message(message: str) -> str:
     return message
 
 
-def _validation_entries(errors: Iterable[Any]) -> list[tuple[str | None, str]]:
+def validation_entries(errors: Iterable[Any]) -> list[tuple[str | None, str]]:
     entries: list[tuple[str | None, str]] = []
     seen: set[str | None] = set()
     for err in errors:
@@ -157,21 +153,6 @@ def _validation_entries(errors: Iterable[Any]) -> list[tuple[str | None, str]]:
     return entries or [(None, "Invalid request")]
 
 
-def _uses(dependant: Dependant, call: Any) -> bool:
-    return any(dep.call is call or _uses(dep, call) for dep in dependant.dependencies)
-
-
-def route_requires_user(route: object) -> bool:
-    """Whether `route` depends on `RequireUser` (directly or through a dependency)."""
-    from ticketing_common.auth import require_user
-
-    return isinstance(route, APIRoute) and _uses(route.dependant, require_user)
-
-
-def _route_requires_user(request: Request) -> bool:
-    return route_requires_user(request.scope.get("route"))  # the route the router matched
-
-
 def http_error(exc: StarletteHTTPException) -> AppError:
     """The AppError for an HTTPException raised by routing (unknown route, wrong method)."""
     if exc.status_code == 404:
@@ -181,31 +162,3 @@ def http_error(exc: StarletteHTTPException) -> AppError:
     error = AppError(str(exc.detail))
     error.status_code = exc.status_code
     return error
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Render every error of `app` in the one error shape."""
-
-    @app.exception_handler(AppError)
-    async def handle_app_error(request: Request, exc: AppError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def handle_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI parses the body before it runs dependencies; a protected route still
-        # answers 401 first, before its body is validated, whatever the body holds.
-        if _route_requires_user(request):
-            from ticketing_common.auth import read_current_user
-
-            if read_current_user(request) is None:
-                return error_response(NotAuthorizedError())
-        return error_response(ValidationFailedError(_validation_entries(exc.errors())))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(http_error(exc))
-
-    @app.exception_handler(Exception)
-    async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(AppError())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats
 import nats.errors
@@ -17,13 +17,11 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from ticketing_common.config import EventSettings
+from ticketing_common.events.listener import Listener
 from ticketing_common.events.payloads import EventPayload
 from ticketing_common.events.stream import STREAM_NAME, durable_name, ensure_stream
 from ticketing_common.metrics import Metrics
 from ticketing_common.tracing import context_from, tracer
-
-if TYPE_CHECKING:
-    from ticketing_common.events.listener import Listener
 
 logger = logging.getLogger("ticketing.events")
 

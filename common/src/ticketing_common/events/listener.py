@@ -6,22 +6,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import ValidationError
 
+from ticketing_common.config import EventSettings
 from ticketing_common.events.payloads import EventPayload
 from ticketing_common.events.stream import durable_name
 from ticketing_common.events.subjects import Subjects
-from ticketing_common.metrics import ListenerCounters
+from ticketing_common.metrics import ListenerCounters, Metrics
 from ticketing_common.tracing import context_from
-
-if TYPE_CHECKING:
-    from ticketing_common.config import EventSettings
-    from ticketing_common.events.bus import EventBus
 
 logger = logging.getLogger("ticketing.events")
 
@@ -53,6 +50,16 @@ def retried_for(deliveries: int, settings: EventSettings) -> float:
     return sum(backoff_delay(n, settings) for n in range(1, deliveries))
 
 
+class ListenerHost(Protocol):
+    """What a listener reads off the bus it is bound to (the `EventBus`; a protocol so
+    the bus can import this module and not the other way round)."""
+
+    service: str
+    settings: EventSettings
+    metrics: Metrics
+    tracer: trace.Tracer
+
+
 class Listener(Generic[E]):
     """Handle one subject for one service.
 
@@ -78,7 +85,7 @@ class Listener(Generic[E]):
     async def on_message(self, data: E, msg: Msg) -> None:
         raise NotImplementedError
 
-    def bind(self, bus: EventBus) -> Callable[[Msg], Awaitable[None]]:
+    def bind(self, bus: ListenerHost) -> Callable[[Msg], Awaitable[None]]:
         durable = durable_name(bus.service, self.subject)
         counters = bus.metrics.listener(self.subject.value, durable)
         name = f"{self.subject} process"

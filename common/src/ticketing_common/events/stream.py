@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
+from ticketing_common.config import EventSettings
 from ticketing_common.events.subjects import Subjects
-
-if TYPE_CHECKING:
-    from ticketing_common.config import EventSettings
 
 logger = logging.getLogger("ticketing.events")
 
@@ -23,8 +20,6 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 def stream_config(settings: EventSettings | None = None) -> StreamConfig:
     """The stream's config, with the limits of `settings` (EventSettings' defaults when None)."""
     if settings is None:
-        from ticketing_common.config import EventSettings
-
         settings = EventSettings.model_construct()
     return StreamConfig(
         name=STREAM_NAME,
