@@ -13,6 +13,7 @@ from tickets.events.listeners import OrderCancelledListener, OrderCreatedListene
 from tickets.events.publishers import TicketUpdatedPublisher
 from tickets.repository import Tickets
 from tickets.routes import router
+from tickets.service import TicketService
 
 
 def create_app(
@@ -31,12 +32,15 @@ def create_app(
             ) as events:
                 tickets = Tickets(mongo.db.tickets, events.outbox, settings.CANCELLED_ORDERS_KEPT)
                 await tickets.create_indexes()
-                events.listen(
-                    OrderCreatedListener(tickets, TicketUpdatedPublisher(events.bus)),
-                    OrderCancelledListener(tickets),
-                )
+                service = TicketService(tickets, TicketUpdatedPublisher(events.bus))
+                events.listen(OrderCreatedListener(service), OrderCancelledListener(service))
                 await events.start()
-                yield {"mongo": mongo, "bus": events.bus, "tickets": tickets}
+                yield {
+                    "mongo": mongo,
+                    "bus": events.bus,
+                    "tickets": tickets,
+                    "ticket_service": service,
+                }
         finally:
             await mongo.close()
 

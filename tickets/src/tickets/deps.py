@@ -2,12 +2,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tickets.repository import Tickets
+from tickets.service import TicketService
 
 
-async def get_tickets(request: Request) -> Tickets:
-    tickets: Tickets = request.state.tickets
-    return tickets
+async def get_ticket_service(request: Request) -> TicketService:
+    service: TicketService = request.state.ticket_service
+    return service
 
 
-TicketsDep = Annotated[Tickets, Depends(get_tickets)]
+TicketServiceDep = Annotated[TicketService, Depends(get_ticket_service)]

@@ -1,20 +1,67 @@
-"""All database access of the tickets service.
+"""The queries of the tickets service, on `Ticket` records.
 
-Every change of a ticket is one conditional single-document write pinned to the
-version it was computed from; the events it causes ride in the same write (the
-outbox) and are published after it.
+A record is converted from and to its document here and nowhere else. Every change of
+a ticket is one conditional single-document write pinned to the version it was computed
+from, storing the record `service` computed together with the events built from that
+same record (the outbox), and answering the ticket as the write left it. Deciding, and
+reading again after a miss, is `service`'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from bson import ObjectId
 from pymongo import ASCENDING
 
-from ticketing_common.events import Outbox
-from ticketing_common.mongo import Collection, Document, utcnow, versioned
+from ticketing_common.events import EventPayload, Outbox
+from ticketing_common.mongo import Collection, Document, utcnow
 from ticketing_common.paging import Page, PageRequest, find_page
-from tickets.events.publishers import ticket_created_event, ticket_updated_event
 from tickets.models import Ticket
+
+
+def _from_doc(doc: Document) -> Ticket:
+    return Ticket(
+        id=str(doc["_id"]),
+        title=doc["title"],
+        price_cents=doc["priceCents"],
+        user_id=doc["userId"],
+        version=doc["version"],
+        order_id=doc.get("orderId"),
+        cancelled_order_ids=tuple(doc.get("cancelledOrderIds") or ()),
+        details_version=doc.get("detailsVersion", 0),
+    )
+
+
+def _state(ticket: Ticket) -> Document:
+    """The fields a change of `ticket` sets (the cancelled orders are only pushed: they
+    also change without a new version, see `Tickets.record_cancelled`)."""
+    return {
+        "title": ticket.title,
+        "priceCents": ticket.price_cents,
+        "orderId": ticket.order_id,
+        "detailsVersion": ticket.details_version,
+        "version": ticket.version,
+    }
+
+
+def _to_doc(ticket: Ticket) -> Document:
+    return {
+        "_id": ObjectId(ticket.id),
+        "userId": ticket.user_id,
+        **_state(ticket),
+        "cancelledOrderIds": list(ticket.cancelled_order_ids),
+        "createdAt": utcnow(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    """One page of tickets; `links` names the next page."""
+
+    tickets: list[Ticket]
+    links: Page
 
 
 class Tickets:
@@ -28,69 +75,42 @@ class Tickets:
         # `_id` (ticketing_common.paging).
         await self.collection.create_index([("orderId", ASCENDING), ("_id", ASCENDING)])
 
-    async def create(self, title: str, price_cents: int, user_id: str) -> Ticket:
-        ticket = Ticket(
-            id=str(ObjectId()), title=title, price_cents=price_cents, user_id=user_id, version=0
-        )
-        doc: Document = {
-            "_id": ticket.object_id,
-            "title": title,
-            "priceCents": price_cents,
-            "userId": user_id,
-            "version": 0,
-            "orderId": None,
-            "cancelledOrderIds": [],
-            "detailsVersion": 0,
-            "createdAt": utcnow(),
-        }
-        await self.outbox.insert(self.collection, doc, [ticket_created_event(ticket)])
-        return ticket
+    async def insert(self, ticket: Ticket, events: Iterable[EventPayload]) -> Ticket:
+        """Store a new ticket with `events`; the ticket as stored."""
+        return _from_doc(await self.outbox.insert(self.collection, _to_doc(ticket), events))
 
     async def get(self, ticket_id: ObjectId | str) -> Ticket | None:
         doc: Document | None = await self.collection.find_one({"_id": ObjectId(ticket_id)})
-        return None if doc is None else Ticket.from_doc(doc)
+        return None if doc is None else _from_doc(doc)
 
-    async def list_unreserved(self, request: PageRequest) -> tuple[list[Ticket], Page]:
+    async def list_unreserved(self, request: PageRequest) -> TicketPage:
         """One page of the tickets no order holds, oldest first."""
         page = await find_page(self.collection, {"orderId": None}, request)
-        return [Ticket.from_doc(doc) for doc in page.docs], page
+        return TicketPage([_from_doc(doc) for doc in page.docs], page)
 
-    async def update_details(self, ticket: Ticket, title: str, price_cents: int) -> Ticket | None:
-        """Set title and price if `ticket` is unchanged and free; None otherwise."""
-        after = ticket.changed(title=title, price_cents=price_cents)
+    async def replace(
+        self, read: Ticket, after: Ticket, events: Iterable[EventPayload]
+    ) -> Ticket | None:
+        """Store `after` with `events` if the ticket is still as `read` (its version and
+        holder); the ticket as written, or None when another write came first."""
+        return await self._write(read, after, events)
+
+    async def reserve(
+        self, read: Ticket, after: Ticket, events: Iterable[EventPayload]
+    ) -> Ticket | None:
+        """`replace` for a reservation by `after.order_id`, which also misses when that
+        order has been remembered as cancelled since `read`."""
         return await self._write(
-            ticket,
-            {"orderId": None},
-            {
-                "$set": {
-                    "title": title,
-                    "priceCents": price_cents,
-                    "detailsVersion": after.details_version,
-                }
-            },
-            after,
+            read, after, events, {"cancelledOrderIds": {"$ne": after.order_id}}
         )
 
-    async def reserve(self, ticket: Ticket, order_id: str) -> Ticket | None:
-        """Hold `ticket` for `order_id` if it is unchanged, free, and the order is not
-        known as cancelled; None otherwise."""
-        return await self._write(
-            ticket,
-            {"orderId": None, "cancelledOrderIds": {"$ne": order_id}},
-            {"$set": {"orderId": order_id}},
-            ticket.changed(order_id=order_id),
-        )
-
-    async def release(self, ticket: Ticket, order_id: str) -> Ticket | None:
-        """Free `ticket` held by `order_id` if it is unchanged; None otherwise. The order
-        is recorded as cancelled too, so a redelivered `order:created` cannot take the
-        ticket again."""
-        return await self._write(
-            ticket,
-            {"orderId": order_id},
-            {"$set": {"orderId": None}, "$push": self._remember(order_id)},
-            ticket.changed(release=True),
-        )
+    async def release(
+        self, read: Ticket, after: Ticket, events: Iterable[EventPayload]
+    ) -> Ticket | None:
+        """`replace` that also remembers `read`'s holder as cancelled, so a redelivered
+        `order:created` of it cannot take the ticket again."""
+        assert read.order_id is not None, "only a held ticket is released"
+        return await self._write(read, after, events, push=self._remember(read.order_id))
 
     async def record_cancelled(self, ticket_id: str, order_id: str) -> bool:
         """Remember `order_id` as cancelled on a ticket it does not hold, with no new
@@ -116,10 +136,19 @@ class Tickets:
         return {"cancelledOrderIds": {"$each": [order_id], "$slice": -self.cancelled_kept}}
 
     async def _write(
-        self, ticket: Ticket, condition: Document, update: Document, after: Ticket
+        self,
+        read: Ticket,
+        after: Ticket,
+        events: Iterable[EventPayload],
+        condition: Document | None = None,
+        push: Document | None = None,
     ) -> Ticket | None:
-        query, change = versioned(ticket.object_id, ticket.version, update, condition)
-        doc = await self.outbox.update(
-            self.collection, query, change, [ticket_updated_event(after)]
-        )
-        return None if doc is None else Ticket.from_doc(doc)
+        query = {
+            "_id": ObjectId(read.id),
+            "version": read.version,
+            "orderId": read.order_id,
+            **(condition or {}),
+        }
+        update: Document = {"$set": _state(after), **({"$push": push} if push else {})}
+        doc = await self.outbox.update(self.collection, query, update, events)
+        return None if doc is None else _from_doc(doc)
