@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import socket
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import pytest
 from honcho.environ import parse_procfile
 
 from ticketing_common.config import DEV_JWT_KEY
+from ticketing_devstack.manifests import K8S_DIR
 from ticketing_devstack.nginx import TEMPLATE
 from ticketing_devstack.plan import DevstackError, Plan, build_plan, stop_process
 from ticketing_devstack.probes import wait_until_ready
@@ -24,13 +26,14 @@ MakeRoot = Callable[..., Path]
 
 @pytest.fixture
 def make_root(tmp_path: Path) -> MakeRoot:
-    """A checkout with the real route table and only the given services built."""
+    """A checkout with the real route table and manifests, and only the given services built."""
 
     def make(*services: str, worker: bool = False) -> Path:
         root = tmp_path / "repo"
         (root / ROUTES_FILE).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(repo_root() / ROUTES_FILE, root / ROUTES_FILE)
         shutil.copy(repo_root() / TEMPLATE, root / TEMPLATE)
+        shutil.copytree(repo_root() / K8S_DIR, root / K8S_DIR)
         for name in services:
             add_service(root, name)
         if worker:
@@ -192,9 +195,9 @@ class TestEnvironment:
         plan = build_plan(environ, root=make_root(*ALL))
 
         assert not any("JWT_KEY" in warning for warning in plan.warnings)
+        assert plan.process("auth").env["COOKIE_SECURE"] == "true"
         orders = plan.process("orders").env
         assert orders["JWT_KEY"] == "k" * 40
-        assert orders["COOKIE_SECURE"] == "true"
         assert orders["EXPIRATION_WINDOW_SECONDS"] == "5"
         assert orders["MONGO_URI"] == "mongodb://db:27017/orders"
         tickets = plan.process("tickets").env
@@ -212,6 +215,56 @@ class TestEnvironment:
     def test_port_that_is_not_a_number_is_refused(self, make_root: MakeRoot) -> None:
         with pytest.raises(DevstackError, match="LOCALSTRIPE_PORT='x'"):
             build_plan(ports_env(LOCALSTRIPE_PORT="x"), root=make_root("auth"))
+
+
+class TestFromTheManifests:
+    """Each process gets the variables its Deployment under infra/k8s sets, valued locally."""
+
+    @pytest.mark.parametrize("service", [*ALL, "expiration"])
+    def test_each_process_env_makes_valid_settings_without_cluster_credentials(
+        self, make_root: MakeRoot, service: str
+    ) -> None:
+        plan = build_plan(ports_env(), root=make_root(*ALL, worker=True))
+
+        env = plan.process(service).env
+        importlib.import_module(f"{service}.config").Settings.model_validate(env)
+        # Secrets that exist only to be expanded into the cluster's URLs stay out.
+        assert not {name for name in env if name.endswith(("_PASSWORD", "_USERNAME"))}
+        assert "METRICS_PORT" not in env  # the client and the worker would both take 9100
+
+    def test_a_variable_a_deployment_gains_reaches_its_process_with_the_local_value(
+        self, make_root: MakeRoot
+    ) -> None:
+        root = make_root("tickets")
+        add_variable(root, "tickets", "TRUSTED_PROXIES", "10.0.0.0/8")
+
+        env = build_plan(ports_env(), root=root).process("tickets").env
+
+        assert env["TRUSTED_PROXIES"] == "127.0.0.1/32,::1/128"
+
+    def test_a_variable_without_a_local_value_stops_the_plan_naming_it(
+        self, make_root: MakeRoot
+    ) -> None:
+        root = make_root("tickets")
+        add_variable(root, "tickets", "TICKETS_NEW_KNOB", "1")
+
+        with pytest.raises(DevstackError, match="tickets-depl sets TICKETS_NEW_KNOB"):
+            build_plan(ports_env(), root=root)
+
+    def test_a_built_service_without_a_deployment_stops_the_plan(self, make_root: MakeRoot) -> None:
+        root = make_root("tickets")
+        (root / K8S_DIR / "tickets-depl.yaml").unlink()
+
+        with pytest.raises(DevstackError, match="no Deployment tickets-depl"):
+            build_plan(ports_env(), root=root)
+
+
+def add_variable(root: Path, service: str, name: str, value: str) -> None:
+    manifest = root / K8S_DIR / f"{service}-depl.yaml"
+    text = manifest.read_text()
+    assert text.count("          env:\n") == 1
+    added = f"          env:\n            - name: {name}\n              value: {value!r}\n"
+    manifest.write_text(text.replace("          env:\n", added))
 
 
 class TestBuiltServices:

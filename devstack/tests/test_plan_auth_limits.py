@@ -8,6 +8,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from auth.config import Settings
+from ticketing_devstack.manifests import K8S_DIR
 from ticketing_devstack.nginx import TEMPLATE
 from ticketing_devstack.plan import build_plan
 from ticketing_devstack.routes import ROUTES_FILE, repo_root
@@ -15,11 +16,12 @@ from ticketing_devstack.servers import free_port
 
 
 def checkout(tmp_path: Path) -> Path:
-    """A checkout with the real route table, auth and the worker built."""
+    """A checkout with the real route table and manifests, auth and the worker built."""
     root = tmp_path / "repo"
     (root / ROUTES_FILE).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(repo_root() / ROUTES_FILE, root / ROUTES_FILE)
     shutil.copy(repo_root() / TEMPLATE, root / TEMPLATE)
+    shutil.copytree(repo_root() / K8S_DIR, root / K8S_DIR)
     for name, module in (("auth", "app"), ("expiration", "worker")):
         path = root / name / "src" / name / f"{module}.py"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketing_common.config import DEV_JWT_KEY
+from ticketing_devstack.manifests import K8S_DIR, EnvVar, ManifestError, deployment_env
 from ticketing_devstack.nginx import TEMPLATE, nginx_command, write_nginx_conf
 from ticketing_devstack.routes import ROUTES_FILE, Route, is_built, load_routes, repo_root
 from ticketing_devstack.servers import (
@@ -37,11 +38,8 @@ from ticketing_devstack.servers import (
     free_port,
 )
 
-# The HTTP services in start order, and what each reads from its environment.
+# The HTTP services in start order (what each reads: its Deployment, `manifests.py`).
 HTTP_SERVICES = ("auth", "tickets", "orders", "payments", "client")
-MONGO_SERVICES = ("auth", "tickets", "orders", "payments")
-NATS_SERVICES = ("tickets", "orders", "payments")
-SESSION_SERVICES = ("auth", "tickets", "orders", "payments")
 WORKER = "expiration"
 WORKER_SETTINGS = "expiration.worker.WorkerSettings"
 
@@ -62,8 +60,6 @@ MAX_REPLICAS = 16
 MONGO_WIRE_MODULE = "ticketing_devstack.mongo_wire"
 # How every HTTP service's uvicorn runs (after `--factory`, before host and port).
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
-# auth's limits in their own database of the stack's Redis (the worker's jobs are in 0).
-AUTH_REDIS_DB = 1
 # The gateway's address as the services see it.
 GATEWAY_PROXIES = "127.0.0.1/32,::1/128"
 
@@ -386,7 +382,9 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
     for name in HTTP_SERVICES:
         if name not in services:
             continue
-        env = base | _service_env(name, inputs, nats_url, redis_url, localstripe_url, gateway_url)
+        env = base | _service_env(
+            root, name, inputs, nats_url, redis_url, localstripe_url, gateway_url
+        )
         if inputs.replicas > 1 and env.get("MONGO_URI") == MEMORY_URI:
             wire = _mongo_wire(name, ports.pick(), base)
             processes.append(wire)
@@ -413,7 +411,9 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
             )
     if WORKER in services:
         arq = find_binary("arq")
-        env = base | {"NATS_URL": nats_url, "REDIS_URL": redis_url}
+        env = base | _service_env(
+            root, WORKER, inputs, nats_url, redis_url, localstripe_url, gateway_url
+        )
         # Workers share the Redis queue: whichever takes an `order:created` schedules the
         # job under the order's id, so it is queued once (expiration.jobs).
         for index in range(1, inputs.replicas + 1):
@@ -489,7 +489,82 @@ def redis_database(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+@dataclass(frozen=True)
+class _Local:
+    """What a variable's local value may depend on."""
+
+    service: str
+    inputs: _Inputs
+    nats_url: str
+    redis_url: str
+    localstripe_url: str | None
+    gateway_url: str
+    cluster_value: str | None  # the Deployment's literal value, if it has one
+
+    def given(self, name: str) -> dict[str, str]:
+        """`name` as make dev's environment sets it; unset, the setting's default."""
+        value = self.inputs.get(name)
+        return {} if value is None else {name: value}
+
+
+def _redis_url(at: _Local) -> dict[str, str]:
+    # The database the Deployment's URL names (auth's limits in 1); its 0 is the stack's
+    # Redis as given, whichever database REDIS_URL names.
+    path = urlsplit(at.cluster_value or "").path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    return {"REDIS_URL": at.redis_url if db == 0 else redis_database(at.redis_url, db)}
+
+
+def _stripe_key(at: _Local) -> dict[str, str]:
+    env = {"STRIPE_KEY": at.inputs.stripe_key or DEV_STRIPE_KEY}
+    if at.localstripe_url is not None:
+        env["STRIPE_API_BASE"] = at.localstripe_url
+    return env
+
+
+def _stripe_js_url(at: _Local) -> dict[str, str]:
+    local = f"{at.localstripe_url}/js.stripe.com/v3/" if at.localstripe_url else None
+    return {"STRIPE_JS_URL": at.inputs.get("STRIPE_JS_URL") or local or REAL_STRIPE_JS_URL}
+
+
+# Each variable a Deployment sets, as make dev sets it: per name, not per service, so a
+# variable added to a manifest reaches make dev or stops the plan naming it. An empty
+# result leaves the setting's default.
+_LOCAL_VALUES: dict[str, Callable[[_Local], dict[str, str]]] = {
+    "JWT_KEY": lambda at: {"JWT_KEY": at.inputs.jwt_key},
+    # The gateway serves plain http on loopback.
+    "COOKIE_SECURE": lambda at: {"COOKIE_SECURE": at.inputs.get("COOKIE_SECURE") or "false"},
+    "MONGO_URI": lambda at: {
+        "MONGO_URI": at.inputs.get(f"{at.service.upper()}_MONGO_URI") or MEMORY_URI
+    },
+    "NATS_URL": lambda at: {"NATS_URL": at.nats_url},
+    "REDIS_URL": _redis_url,
+    # Every request reaches auth through the gateway, on loopback: its X-Forwarded-For
+    # names the client.
+    "TRUSTED_PROXIES": lambda at: {"TRUSTED_PROXIES": GATEWAY_PROXIES},
+    "ARGON2_MAX_CONCURRENT": lambda at: at.given("ARGON2_MAX_CONCURRENT"),
+    "ARGON2_MAX_QUEUED": lambda at: at.given("ARGON2_MAX_QUEUED"),
+    "EXPIRATION_WINDOW_SECONDS": lambda at: at.given("EXPIRATION_WINDOW_SECONDS"),
+    # With localstripe, payments calls it (STRIPE_API_BASE is make dev's alone).
+    "STRIPE_KEY": _stripe_key,
+    "STRIPE_WEBHOOK_SECRET": lambda at: (
+        {"STRIPE_WEBHOOK_SECRET": at.inputs.webhook_secret}
+        if at.localstripe_url is not None or at.inputs.get("STRIPE_WEBHOOK_SECRET")
+        else {}
+    ),
+    "API_BASE_URL": lambda at: {"API_BASE_URL": at.gateway_url},
+    "STRIPE_PUBLISHABLE_KEY": lambda at: {
+        "STRIPE_PUBLISHABLE_KEY": at.inputs.get("STRIPE_PUBLISHABLE_KEY")
+        or DEV_STRIPE_PUBLISHABLE_KEY
+    },
+    "STRIPE_JS_URL": _stripe_js_url,
+    # No metrics port locally: the client and the worker would both take 9100.
+    "METRICS_PORT": lambda at: {},
+}
+
+
 def _service_env(
+    root: Path,
     name: str,
     inputs: _Inputs,
     nats_url: str,
@@ -497,35 +572,24 @@ def _service_env(
     localstripe_url: str | None,
     gateway_url: str,
 ) -> dict[str, str]:
-    """The variables an HTTP service reads, with make dev's defaults."""
-    env: dict[str, str] = {}
-    if name in SESSION_SERVICES:
-        env["JWT_KEY"] = inputs.jwt_key
-        env["COOKIE_SECURE"] = inputs.get("COOKIE_SECURE") or "false"
-    if name in MONGO_SERVICES:
-        env["MONGO_URI"] = inputs.get(f"{name.upper()}_MONGO_URI") or MEMORY_URI
-    if name in NATS_SERVICES:
-        env["NATS_URL"] = nats_url
-    if name == "auth":
-        # The sign-in limits' counters, beside the worker's jobs in a database of their own.
-        env["REDIS_URL"] = redis_database(redis_url, AUTH_REDIS_DB)
-        # Every request reaches auth through the gateway, on loopback: its X-Forwarded-For
-        # names the client.
-        env["TRUSTED_PROXIES"] = GATEWAY_PROXIES
-    window = inputs.get("EXPIRATION_WINDOW_SECONDS")
-    if name == "orders" and window is not None:
-        env["EXPIRATION_WINDOW_SECONDS"] = window
-    if name == "payments":
-        env["STRIPE_KEY"] = inputs.stripe_key or DEV_STRIPE_KEY
-        if localstripe_url is not None:
-            env["STRIPE_API_BASE"] = localstripe_url
-        if localstripe_url is not None or inputs.get("STRIPE_WEBHOOK_SECRET"):
-            env["STRIPE_WEBHOOK_SECRET"] = inputs.webhook_secret
-    if name == "client":
-        env["API_BASE_URL"] = gateway_url
-        env["STRIPE_PUBLISHABLE_KEY"] = (
-            inputs.get("STRIPE_PUBLISHABLE_KEY") or DEV_STRIPE_PUBLISHABLE_KEY
+    """The variables `name`'s Deployment sets, each with its local value."""
+    try:
+        variables: tuple[EnvVar, ...] | None = deployment_env(root).get(name)
+    except ManifestError as exc:
+        raise DevstackError(str(exc)) from None
+    if variables is None:
+        raise DevstackError(
+            f"{root / K8S_DIR} has no Deployment {name}-depl: make dev reads "
+            f"{name}'s variables from it"
         )
-        stripe_js = f"{localstripe_url}/js.stripe.com/v3/" if localstripe_url else None
-        env["STRIPE_JS_URL"] = inputs.get("STRIPE_JS_URL") or stripe_js or REAL_STRIPE_JS_URL
+    env: dict[str, str] = {}
+    for var in variables:
+        local = _LOCAL_VALUES.get(var.name)
+        if local is None:
+            raise DevstackError(
+                f"{name}-depl sets {var.name}, which has no local value: add it to "
+                "_LOCAL_VALUES in ticketing_devstack/plan.py"
+            )
+        at = _Local(name, inputs, nats_url, redis_url, localstripe_url, gateway_url, var.value)
+        env |= local(at)
     return env
