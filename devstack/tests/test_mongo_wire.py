@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -234,6 +235,35 @@ async def test_an_unknown_command_fails_and_the_connection_keeps_working(
         await client.admin.command("noSuchThing")
 
     assert raised.value.code == 59
+    assert (await client.admin.command("ping"))["ok"] == 1
+
+
+async def test_array_updates_and_a_projection_apply_as_in_mongodb(
+    client: AsyncMongoClient[dict[str, object]],
+) -> None:
+    docs = client.shop.docs
+    inserted = await docs.insert_one({"outbox": [{"id": 1}], "title": "t"})
+    await docs.update_one(
+        {"_id": inserted.inserted_id},
+        {"$push": {"outbox": {"$each": [{"id": 2}, {"id": 3}], "$slice": -2}}},
+    )
+    await docs.update_many({}, {"$pull": {"outbox": {"id": 2}}})
+
+    assert await docs.find_one({}, projection={"outbox": True, "_id": False}) == {
+        "outbox": [{"id": 3}]
+    }
+    assert await docs.find_one({}, projection={"outbox": False, "_id": False}) == {"title": "t"}
+
+
+async def test_a_malformed_message_closes_only_its_own_connection(
+    port: int, client: AsyncMongoClient[dict[str, object]]
+) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(struct.pack("<iiii", 20, 1, 0, 9999) + b"junk")
+    await writer.drain()
+
+    assert await reader.read() == b""  # closed, without an answer
+    writer.close()
     assert (await client.admin.command("ping"))["ok"] == 1
 
 

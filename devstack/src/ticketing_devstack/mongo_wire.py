@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bson
+import bson.errors
 import mongomock
 import mongomock.helpers
 from bson.codec_options import CodecOptions
@@ -54,6 +55,9 @@ MAX_WRITE_BATCH = 100_000
 # MongoDB 6.0; PyMongo 4 accepts 6 (3.6) and later.
 MAX_WIRE_VERSION = 17
 DEFAULT_BATCH = 101
+# A getMore without a batch size: MongoDB fills 16 MiB; a count keeps replies far below the
+# message size for documents of this project's size without measuring each.
+MORE_BATCH = 10_000
 # Open cursors kept at most; the oldest are dropped first (a client that never finished).
 MAX_CURSORS = 10_000
 
@@ -250,24 +254,18 @@ class Store:
         if change is None:
             raise CommandError("either an update or remove=true must be specified", 9)
         upsert, new = bool(body.get("upsert")), bool(body.get("new"))
-        existing = collection.find_one(query, sort=sort)
         try:
-            if existing is None and not upsert:
-                return {
-                    "lastErrorObject": {"n": 0, "updatedExisting": False},
-                    "value": None,
-                    "ok": 1.0,
-                }
-            if existing is None:
-                created = self._modify(collection, query, change, sort, True, True)
+            # Only an upsert needs to know first whether a document matches (to tell an
+            # upserted one apart); commands run one at a time, so the answer holds.
+            if upsert and collection.find_one(query, {"_id": 1}, sort=sort) is None:
+                created = _modify(collection, query, change, sort, None, True, True)
                 value = _project(collection, created, projection) if new else None
                 last: Document = {"n": 1, "updatedExisting": False, "upserted": created["_id"]}
                 return {"lastErrorObject": last, "value": value, "ok": 1.0}
-            # Matched by `_id` now: the same document the query found above.
-            value = self._modify(collection, {"_id": existing["_id"]}, change, None, False, new)
-            if projection is not None and value is not None:
-                value = _project(collection, value, projection, from_store=new)
-            return {"lastErrorObject": {"n": 1, "updatedExisting": True}, "value": value, "ok": 1.0}
+            value = _modify(collection, query, change, sort, projection, False, new)
+            found = value is not None
+            last = {"n": int(found), "updatedExisting": found}
+            return {"lastErrorObject": last, "value": value, "ok": 1.0}
         except mongomock.DuplicateKeyError:
             new_docs = _would_be(collection, query, change, upsert, sort, False)
             details = _duplicate(collection, new_docs)
@@ -275,19 +273,6 @@ class Store:
             raise CommandError(
                 details.pop("errmsg"), DUPLICATE_KEY, "DuplicateKey", **details
             ) from None
-
-    @staticmethod
-    def _modify(
-        collection: Any, query: Document, change: Any, sort: Any, upsert: bool, after: bool
-    ) -> Any:
-        returned = ReturnDocument.AFTER if after else ReturnDocument.BEFORE
-        if _is_replacement(change):
-            return collection.find_one_and_replace(
-                query, change, sort=sort, upsert=upsert, return_document=returned
-            )
-        return collection.find_one_and_update(
-            query, change, sort=sort, upsert=upsert, return_document=returned
-        )
 
     # -- reads and cursors -----------------------------------------------------------------
 
@@ -330,7 +315,7 @@ class Store:
         if found is None:
             raise CommandError(f"cursor id {cursor_id} not found", 43, "CursorNotFound")
         namespace, docs = found
-        size = int(body.get("batchSize") or 0) or len(docs)
+        size = int(body.get("batchSize") or 0) or MORE_BATCH
         batch, rest = docs[:size], docs[size:]
         if rest:
             self.cursors[cursor_id] = (namespace, rest)
@@ -471,15 +456,32 @@ def _sort(sort: Any) -> list[tuple[str, Any]] | None:
     return list(sort.items()) if isinstance(sort, Mapping) and sort else None
 
 
-def _project(collection: Any, doc: Document, projection: Any, from_store: bool = True) -> Any:
-    """`doc` as `projection` shows it (read again from the store when it is there)."""
+def _project(collection: Any, doc: Document, projection: Any) -> Any:
+    """The stored `doc` as `projection` shows it."""
     if projection is None:
         return doc
-    if from_store:
-        return collection.find_one({"_id": doc["_id"]}, projection)
-    scratch = _scratch()
-    scratch.insert_one(copy.deepcopy(doc))
-    return scratch.find_one({}, projection)
+    return collection.find_one({"_id": doc["_id"]}, projection)
+
+
+def _modify(
+    collection: Any,
+    query: Document,
+    change: Any,
+    sort: Any,
+    projection: Any,
+    upsert: bool,
+    after: bool,
+) -> Any:
+    """findAndModify's update: the document before or `after` it, as `projection` shows it."""
+    options: Document = {
+        "projection": projection,
+        "sort": sort,
+        "upsert": upsert,
+        "return_document": ReturnDocument.AFTER if after else ReturnDocument.BEFORE,
+    }
+    if _is_replacement(change):
+        return collection.find_one_and_replace(query, change, **options)
+    return collection.find_one_and_update(query, change, **options)
 
 
 def _scratch() -> Any:
@@ -619,16 +621,27 @@ class _Connection:
     async def serve(self) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
-                header = await self.reader.readexactly(16)
-                length, request_id, _, opcode = _HEADER.unpack(header)
-                if length < 16 or length > MAX_MESSAGE_SIZE + 16 * 1024:
-                    logger.warning("message of %d bytes: closing the connection", length)
+                if not await self._exchange():
                     return
-                payload = await self.reader.readexactly(length - 16)
-                reply = self._answer(request_id, opcode, payload)
-                if reply is not None:
-                    self.writer.write(reply)
-                    await self.writer.drain()
+
+    async def _exchange(self) -> bool:
+        """Read one message and answer it; False when the connection is to close."""
+        header = await self.reader.readexactly(16)
+        length, request_id, _, opcode = _HEADER.unpack(header)
+        if length < 16 or length > MAX_MESSAGE_SIZE + 16 * 1024:
+            logger.warning("message of %d bytes: closing the connection", length)
+            return False
+        payload = await self.reader.readexactly(length - 16)
+        try:
+            reply = self._answer(request_id, opcode, payload)
+        except (ValueError, IndexError, struct.error, bson.errors.BSONError) as exc:
+            logger.warning("malformed message (%s): closing the connection", exc)
+            return False
+        if reply is None:
+            return True
+        self.writer.write(reply)
+        await self.writer.drain()
+        return True
 
     def _answer(self, request_id: int, opcode: int, payload: bytes) -> bytes | None:
         if opcode == OP_MSG:
@@ -649,8 +662,7 @@ class _Connection:
                 result = self.store.run(query, self.connection_id)
             reply = struct.pack("<iqii", 0, 0, 0, 1) + bson.encode(result)
             return _message(next(self._request_ids), request_id, OP_REPLY, reply)
-        logger.warning("opcode %d not supported: closing the connection", opcode)
-        raise ConnectionError(f"opcode {opcode}")
+        raise ValueError(f"opcode {opcode} not supported")
 
 
 async def _start(host: str, port: int, store: Store | None = None) -> asyncio.Server:
