@@ -21,6 +21,7 @@ from ticketing_testing.services import running_client, service_settings
 from ticketing_testing.stream import Probe, deliver, probe_on
 from tickets.app import create_app
 from tickets.config import SERVICE, Settings
+from tickets.repository import Tickets
 
 
 async def ticket(client: AsyncClient, ticket_id: str) -> dict[str, Any]:
@@ -255,6 +256,30 @@ class TestOrderCancelledListener:
         assert await ticket(client, created["id"]) == created
         assert await probe.stored(Subjects.TICKET_UPDATED) == []
         assert created in (await client.get(TICKETS)).json()
+
+    async def test_cancel_recorded_between_the_read_and_the_reservation_wins(
+        self, client: AsyncClient, probe: Probe, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A cancel of a free ticket's order is remembered without a new version, so the
+        # reservation's write must still see it: it misses, and the fresh read ignores it.
+        created = await create_ticket(client, random_id())
+        event = order_created(ticket_id=created["id"])
+        original_get = Tickets.get
+        raced = False
+
+        async def get_then_let_the_cancel_land(self: Tickets, ticket_id: Any) -> Any:
+            nonlocal raced
+            found = await original_get(self, ticket_id)
+            if not raced:
+                raced = True
+                await deliver(probe, order_cancelled(event.id, ticket_id=created["id"]))
+            return found
+
+        monkeypatch.setattr(Tickets, "get", get_then_let_the_cancel_land)
+        await deliver(probe, event)
+        assert raced
+        assert await ticket(client, created["id"]) == created
+        assert await probe.stored(Subjects.TICKET_UPDATED) == []
 
     async def test_cancel_of_another_order_does_not_release_the_ticket(
         self, client: AsyncClient, probe: Probe
