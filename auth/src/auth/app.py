@@ -10,6 +10,7 @@ from auth.limits import Limits, connect_redis
 from auth.passwords import Passwords
 from auth.repository import Users
 from auth.routes import router
+from auth.service import Accounts
 from ticketing_common.auth import SessionCodec
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import MongoConnector, connect_mongo
@@ -35,7 +36,8 @@ def create_app(
         )
         limits = Limits(await connect_redis(settings.REDIS_URL), settings)
         try:
-            yield {"mongo": mongo, "users": users, "passwords": passwords, "limits": limits}
+            accounts = Accounts(users, passwords, limits)
+            yield {"mongo": mongo, "limits": limits, "accounts": accounts}
         finally:
             await limits.close()
             passwords.close()

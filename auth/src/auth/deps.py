@@ -3,24 +3,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth.limits import Limits, client_address
-from auth.passwords import Passwords
-from auth.repository import Users
+from auth.service import Accounts
 from ticketing_common.service import standard_ready
 
 
-async def get_users(request: Request) -> Users:
-    users: Users = request.state.users
-    return users
-
-
-async def get_passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.state.passwords
-    return passwords
-
-
-async def get_limits(request: Request) -> Limits:
-    limits: Limits = request.state.limits
-    return limits
+async def get_accounts(request: Request) -> Accounts:
+    accounts: Accounts = request.state.accounts
+    return accounts
 
 
 async def get_client_address(request: Request) -> str:
@@ -42,7 +31,5 @@ async def auth_ready(request: Request) -> dict[str, bool]:
     return checks
 
 
-UsersDep = Annotated[Users, Depends(get_users)]
-PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
-LimitsDep = Annotated[Limits, Depends(get_limits)]
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
 ClientAddress = Annotated[str, Depends(get_client_address)]
