@@ -108,6 +108,8 @@ class ProcessSpec(BaseModel):
     port: int | None = None
     url: str | None = None
     probe: Probe | None = None
+    # With REPLICAS above 1: the service this process is one replica of.
+    replica_of: str | None = None
 
     @property
     def command(self) -> str:
@@ -407,6 +409,7 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
                     port=port,
                     url=url,
                     probe=HttpProbe(url=f"{url}/readyz"),
+                    replica_of=name if inputs.replicas > 1 else None,
                 )
             )
     if WORKER in services:
@@ -424,6 +427,7 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
                     argv=[arq, WORKER_SETTINGS],
                     env=env,
                     probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=env),
+                    replica_of=WORKER if inputs.replicas > 1 else None,
                 )
             )
 

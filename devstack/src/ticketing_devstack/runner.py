@@ -43,12 +43,33 @@ class _StackManager(Manager):  # type: ignore[misc]
     (NATS, Redis, localstripe) once those have exited (at most `INFRA_GRACE_SECONDS`
     later), so the services close their connections cleanly. honcho's SIGKILL of whatever
     is left 5 s after the stop began still applies.
+
+    A replica that exits (REPLICAS above 1) stops nothing while another replica of its
+    service runs: the gateway sends its requests to the others, as a cluster does while a
+    pod restarts. The last replica of a service to exit stops everything, as one process
+    does with REPLICAS=1.
     """
 
-    def __init__(self, printer: Any, on_started: Callable[[], None], infra: set[str]) -> None:
+    def __init__(
+        self,
+        printer: Any,
+        on_started: Callable[[], None],
+        infra: set[str],
+        replicas: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(printer=printer)
         self._on_started = on_started
         self._infra = infra
+        self._replicas = replicas or {}
+
+    def _any_stopped(self) -> bool:
+        processes: dict[str, dict[str, Any]] = self._processes
+        stopped = {name for name, p in processes.items() if "returncode" in p}
+        for name in stopped:
+            group = self._replicas.get(name)
+            if group is None or all(n in stopped for n, g in self._replicas.items() if g == group):
+                return True
+        return False
 
     def _start(self) -> None:
         super()._start()
@@ -94,7 +115,8 @@ class Runner:
         self.state_file = state_file
         self.stopping = threading.Event()
         infra = {p.name for p in plan.processes if p.kind == "infra"}
-        self.manager = _StackManager(Printer(sys.stdout), self._start_watching, infra)
+        replicas = {p.name: p.replica_of for p in plan.processes if p.replica_of is not None}
+        self.manager = _StackManager(Printer(sys.stdout), self._start_watching, infra, replicas)
         self.manager._printer.width = max(len(NAME), *(len(p.name) for p in plan.processes))
 
     def say(self, text: str) -> None:
