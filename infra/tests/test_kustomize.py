@@ -1,13 +1,8 @@
 """The manifests as kustomize renders them: the development base (`kubectl apply -k
-infra/k8s`, what skaffold deploys) and the production overlay (`infra/production`), each
-valid Kubernetes under strict validation, with every HTTP service scalable."""
+infra/k8s`, what skaffold deploys) and the production overlay (`infra/production`), with
+every HTTP service scalable (test_manifests.py validates both strictly)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -26,32 +21,10 @@ PRODUCTION = ROOT / "infra" / "production"
 EVENT_SERVICES = ("tickets", "orders", "payments", "expiration")
 
 
-def docs_of(rendered: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(rendered) if d]
-
-
-def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
-    return found[0]
-
-
-def strictly_valid(rendered: str, tmp_path: Path) -> None:
-    path = tmp_path / "rendered.yaml"
-    path.write_text(rendered)
-    result = subprocess.run(
-        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert [line for line in result.stdout.splitlines() if not line.startswith("INFO ")] == []
-
-
 @pytest.fixture(scope="module")
-def production() -> list[dict[str, Any]]:
-    return docs_of(kustomize(PRODUCTION))
+def production() -> Manifests:
+    rendered = kustomize(PRODUCTION)
+    return Manifests(rendered, [d for d in yaml.safe_load_all(rendered) if d])
 
 
 class TestBase:
@@ -79,13 +52,8 @@ class TestBase:
 
 
 class TestProduction:
-    def test_overlay_passes_strict_validation(self, tmp_path: Path) -> None:
-        strictly_valid(kustomize(PRODUCTION), tmp_path)
-
-    def test_nats_is_a_three_node_cluster_with_a_volume_each(
-        self, production: list[dict[str, Any]]
-    ) -> None:
-        nats = named(production, "StatefulSet", "nats")
+    def test_nats_is_a_three_node_cluster_with_a_volume_each(self, production: Manifests) -> None:
+        nats = production.named("StatefulSet", "nats")
         assert nats["spec"]["replicas"] == 3
         container = only_container(nats)
         args = container["args"]
@@ -97,24 +65,24 @@ class TestProduction:
             container["env"]
         )
         assert [t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]] == ["data"]
-        service = named(production, "Service", "nats-srv")
+        service = production.named("Service", "nats-srv")
         assert service["spec"]["clusterIP"] == "None"  # per-pod names for the routes
         assert 6222 in {p["port"] for p in service["spec"]["ports"]}
         # Each node keeps the base's users (nats-config) and may reach the others' routes
         # through the base's default deny.
         assert args[args.index("-c") + 1] == "/etc/nats/nats.conf"
-        routes_policy = named(production, "NetworkPolicy", "nats-routes")["spec"]
+        routes_policy = production.named("NetworkPolicy", "nats-routes")["spec"]
         assert [p["port"] for r in routes_policy["ingress"] for p in r["ports"]] == [6222]
         assert [p["port"] for r in routes_policy["egress"] for p in r["ports"]] == [6222]
-        pdb = named(production, "PodDisruptionBudget", "nats-pdb")
+        pdb = production.named("PodDisruptionBudget", "nats-pdb")
         assert pdb["spec"]["maxUnavailable"] == 1  # a quorum of two stays
 
     def test_every_event_service_keeps_three_stream_replicas_as_a_valid_setting(
-        self, production: list[dict[str, Any]], manifests: Manifests
+        self, production: Manifests, manifests: Manifests
     ) -> None:
         config_maps = manifests.config_maps()
         for service in EVENT_SERVICES:
-            deployment = named(production, "Deployment", f"{service}-depl")
+            deployment = production.named("Deployment", f"{service}-depl")
             env = resolve_env(only_container(deployment), config_maps)
             assert env["STREAM_REPLICAS"] == "3"
             assert settings_class(service)(**env).STREAM_REPLICAS == 3
