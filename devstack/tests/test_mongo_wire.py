@@ -62,10 +62,13 @@ async def client(port: int) -> AsyncIterator[AsyncMongoClient[dict[str, object]]
     await mongo.close()
 
 
-async def test_ping_and_an_inserted_document_reads_back_with_its_datetime_and_object_id(
+async def test_hello_is_a_standalone_and_a_document_reads_back_with_its_datetime_and_ids(
     client: AsyncMongoClient[dict[str, object]],
 ) -> None:
     assert (await client.admin.command("ping"))["ok"] == 1
+    hello = await client.admin.command("hello")
+    assert (hello["isWritablePrimary"], "setName" in hello) == (True, False)
+    assert hello["connectionId"] > 0
     at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
     ticket = ObjectId()
     inserted = await client.shop.orders.insert_one({"ticket": ticket, "at": at, "price": 1500})

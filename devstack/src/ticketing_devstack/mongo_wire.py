@@ -135,7 +135,7 @@ class Store:
             if handler is None:
                 raise CommandError(f"no such command: '{name}'", 59, "CommandNotFound")
             db = str(body.get("$db", "test"))
-            if handler is self._hello:
+            if handler == self._hello:
                 return self._hello(body, db, connection_id)
             return handler(body, db)
         except CommandError as exc:
