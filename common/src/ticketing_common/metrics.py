@@ -135,12 +135,18 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[tuple[str, str], Any] = {}
         self._published_children: dict[str, Any] = {}
+        self._counters: dict[str, Counter] = {}
 
     # Domain metrics ---------------------------------------------------------------------
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
-        """A service's own counter on this registry (create it once, at start)."""
-        return Counter(name, documentation, list(labels), registry=self.registry)
+        """A service's own counter on this registry. Asked again for `name` (a lifespan of
+        the same app run a second time), it gives the counter it made the first time."""
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = Counter(name, documentation, list(labels), registry=self.registry)
+            self._counters[name] = counter
+        return counter
 
     # HTTP -------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from arq import ArqRedis, Retry
 from opentelemetry.trace import SpanKind
 
 from expiration.config import SERVICE, Settings
-from expiration.events.publishers import ExpirationCompletePublisher
 from expiration.worker import EXPIRE_ORDER
 from ticketing_common.events import EventBus, ExpirationCompleteEvent
 from ticketing_common.events.listener import backoff_delay
@@ -98,9 +97,7 @@ async def _expire(ctx: dict[str, Any], order_id: str) -> None:
     metrics: JobMetrics | None = ctx.get("job_metrics")
     try:
         async with asyncio.timeout(settings.PUBLISH_TIMEOUT_SECONDS + 5.0):
-            await ExpirationCompletePublisher(bus).publish(
-                ExpirationCompleteEvent(order_id=order_id)
-            )
+            await bus.publish(ExpirationCompleteEvent(order_id=order_id))
     except Exception as exc:
         if metrics is not None:
             metrics.retried.inc()

@@ -1,57 +1,33 @@
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+"""The tickets service, declared: its state, listeners and app (`create_app`)."""
 
-from fastapi import FastAPI
-
-from ticketing_common.auth import SessionCodec
-from ticketing_common.metrics import Metrics
-from ticketing_common.mongo import MongoConnector, connect_mongo
-from ticketing_common.service import event_runtime, new_app
+from ticketing_common.app import Opened, Service, app_factory
+from ticketing_common.events import Publisher, TicketUpdatedEvent
 from tickets.config import SERVICE, Settings, get_settings
+from tickets.deps import State
 from tickets.events.listeners import OrderCancelledListener, OrderCreatedListener
-from tickets.events.publishers import TicketUpdatedPublisher
 from tickets.repository import Tickets
 from tickets.routes import router
 from tickets.service import TicketService
 
 
-def create_app(
-    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
-) -> FastAPI:
-    """The app; `connect` opens its database (a test may pass its own connector)."""
-    settings = settings or get_settings()
-    metrics = Metrics(SERVICE)
+async def open_state(opened: Opened[Settings]) -> State:
+    tickets = Tickets(opened.db.tickets, opened.outbox, opened.settings.CANCELLED_ORDERS_KEPT)
+    await tickets.create_indexes()
+    service = TicketService(tickets, Publisher(opened.bus, TicketUpdatedEvent))
+    return State(**opened.base(), tickets=tickets, ticket_service=service)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect(settings.MONGO_URI, SERVICE)
-        try:
-            async with event_runtime(
-                SERVICE, settings, mongo, [mongo.db.tickets], metrics
-            ) as events:
-                tickets = Tickets(mongo.db.tickets, events.outbox, settings.CANCELLED_ORDERS_KEPT)
-                await tickets.create_indexes()
-                service = TicketService(tickets, TicketUpdatedPublisher(events.bus))
-                events.listen(OrderCreatedListener(service), OrderCancelledListener(service))
-                await events.start()
-                yield {
-                    "mongo": mongo,
-                    "bus": events.bus,
-                    "tickets": tickets,
-                    "ticket_service": service,
-                }
-        finally:
-            await mongo.close()
 
-    app = new_app(
+create_app = app_factory(
+    Service(
+        name=SERVICE,
         title="Ticketing tickets",
-        lifespan=lifespan,
-        sessions=SessionCodec(  # read only: auth writes the cookie
-            jwt_key=settings.JWT_KEY, previous_jwt_key=settings.JWT_KEY_PREVIOUS
-        ),
-        max_body_bytes=settings.MAX_BODY_BYTES,
-        metrics=metrics,
-    )
-    app.include_router(router)
-    return app
+        router=router,
+        state=open_state,
+        outbox=lambda db: [db.tickets],
+        listeners=lambda state: [
+            OrderCreatedListener(state["ticket_service"]),
+            OrderCancelledListener(state["ticket_service"]),
+        ],
+    ),
+    get_settings,
+)

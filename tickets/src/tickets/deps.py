@@ -1,13 +1,19 @@
+"""The tickets service's lifespan state, and the dependencies that read it."""
+
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from ticketing_common.state import ServiceState, from_state
+from tickets.repository import Tickets
 from tickets.service import TicketService
 
 
-async def get_ticket_service(request: Request) -> TicketService:
-    service: TicketService = request.state.ticket_service
-    return service
+class State(ServiceState):
+    tickets: Tickets
+    ticket_service: TicketService
 
 
-TicketServiceDep = Annotated[TicketService, Depends(get_ticket_service)]
+TicketServiceDep = Annotated[
+    TicketService, Depends(from_state(State, lambda state: state["ticket_service"]))
+]

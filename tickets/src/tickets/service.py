@@ -20,13 +20,15 @@ from ticketing_common.errors import (
     NotAuthorizedError,
     NotFoundError,
 )
-from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent, RetryLater
-from ticketing_common.paging import PageRequest
-from tickets.events.publishers import (
-    TicketUpdatedPublisher,
-    ticket_created_event,
-    ticket_updated_event,
+from ticketing_common.events import (
+    OrderCancelledEvent,
+    OrderCreatedEvent,
+    Publisher,
+    RetryLater,
+    TicketUpdatedEvent,
 )
+from ticketing_common.paging import PageRequest
+from tickets.events.publishers import ticket_created_event, ticket_updated_event
 from tickets.models import Ticket
 from tickets.repository import TicketPage, Tickets
 
@@ -39,7 +41,7 @@ MAX_ATTEMPTS = 25
 
 
 class TicketService:
-    def __init__(self, tickets: Tickets, publisher: TicketUpdatedPublisher) -> None:
+    def __init__(self, tickets: Tickets, publisher: Publisher[TicketUpdatedEvent]) -> None:
         self.tickets = tickets
         self.publisher = publisher
 

@@ -1,6 +1,6 @@
 """The events the tickets service publishes, read off the ticket they describe."""
 
-from ticketing_common.events import Publisher, TicketCreatedEvent, TicketUpdatedEvent
+from ticketing_common.events import TicketCreatedEvent, TicketUpdatedEvent
 from tickets.models import Ticket
 
 
@@ -11,10 +11,3 @@ def ticket_created_event(ticket: Ticket) -> TicketCreatedEvent:
 def ticket_updated_event(ticket: Ticket) -> TicketUpdatedEvent:
     """`ticket:updated` for `ticket` as it is at its version (with `orderId` when held)."""
     return TicketUpdatedEvent.model_validate(ticket, from_attributes=True)
-
-
-class TicketUpdatedPublisher(Publisher[TicketUpdatedEvent]):
-    """Re-sends a `ticket:updated` that has no change of its own (a redelivered
-    `order:created`); changes publish through the outbox."""
-
-    payload_type = TicketUpdatedEvent
