@@ -75,9 +75,11 @@ def service_module(root: Path, service: str, module: str = "app") -> Path:
     return root / service / "src" / service / f"{module}.py"
 
 
-def is_built(root: Path, service: str, module: str = "app", marker: str = "def create_app") -> bool:
-    """Whether `<service>/src/<service>/<module>.py` exists and defines what we run."""
+def is_built(root: Path, service: str, module: str = "app", name: str = "create_app") -> bool:
+    """Whether `<service>/src/<service>/<module>.py` exists and names what we run (defined by
+    `def`, by assignment as in `create_app = app_factory(...)`, or by a module `__getattr__`)."""
     try:
-        return marker in service_module(root, service, module).read_text()
+        source = service_module(root, service, module).read_text()
     except OSError:
         return False
+    return re.search(rf"\b{re.escape(name)}\b", source) is not None
