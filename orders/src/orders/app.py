@@ -1,10 +1,7 @@
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import FastAPI
+"""The orders service, declared: its state, listeners, expiry sweep and app (`create_app`)."""
 
 from orders.config import SERVICE, Settings, get_settings
+from orders.deps import State
 from orders.events.listeners import (
     ExpirationCompleteListener,
     PaymentCreatedListener,
@@ -14,61 +11,44 @@ from orders.events.listeners import (
 from orders.repository import Orders, TicketReplicas
 from orders.routes import router
 from orders.sweeper import ExpirySweeper
-from ticketing_common.auth import SessionCodec
-from ticketing_common.metrics import Metrics
-from ticketing_common.mongo import MongoConnector, connect_mongo
-from ticketing_common.service import event_runtime, new_app
+from ticketing_common.app import Opened, Service, app_factory
 
 
-def create_app(
-    settings: Settings | None = None, *, connect: MongoConnector = connect_mongo
-) -> FastAPI:
-    """The app; `connect` opens its database (a test may pass its own connector)."""
-    settings = settings or get_settings()
-    metrics = Metrics(SERVICE)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        mongo = await connect(settings.MONGO_URI, SERVICE)
-        try:
-            async with event_runtime(
-                SERVICE, settings, mongo, [mongo.db.orders], metrics
-            ) as events:
-                orders = Orders(mongo.db.orders, events.outbox, settings.MAX_OPEN_ORDERS_PER_USER)
-                replicas = TicketReplicas(mongo.db.tickets)
-                await orders.create_indexes()
-                events.listen(
-                    TicketCreatedListener(replicas),
-                    TicketUpdatedListener(replicas, orders),
-                    ExpirationCompleteListener(orders),
-                    PaymentCreatedListener(orders),
-                )
-                await events.start()
-                sweeper = ExpirySweeper(
-                    orders,
-                    settings.EXPIRATION_GRACE_SECONDS,
-                    settings.EXPIRATION_SWEEP_INTERVAL_SECONDS,
-                )
-                sweeper.start()
-                try:
-                    yield {
-                        "settings": settings,
-                        "mongo": mongo,
-                        "bus": events.bus,
-                        "orders": orders,
-                        "replicas": replicas,
-                    }
-                finally:
-                    await sweeper.stop()
-        finally:
-            await mongo.close()
-
-    app = new_app(
-        title="Ticketing orders",
-        lifespan=lifespan,
-        sessions=SessionCodec(jwt_key=settings.JWT_KEY, previous_jwt_key=settings.JWT_KEY_PREVIOUS),
-        max_body_bytes=settings.MAX_BODY_BYTES,
-        metrics=metrics,
+async def open_state(opened: Opened[Settings]) -> State:
+    settings = opened.settings
+    orders = Orders(opened.db.orders, opened.outbox, settings.MAX_OPEN_ORDERS_PER_USER)
+    await orders.create_indexes()
+    return State(
+        **opened.base(),
+        settings=settings,
+        orders=orders,
+        replicas=TicketReplicas(opened.db.tickets),
     )
-    app.include_router(router)
-    return app
+
+
+def expiry_sweeper(state: State) -> ExpirySweeper:
+    settings = state["settings"]
+    return ExpirySweeper(
+        state["orders"],
+        settings.EXPIRATION_GRACE_SECONDS,
+        settings.EXPIRATION_SWEEP_INTERVAL_SECONDS,
+    )
+
+
+create_app = app_factory(
+    Service(
+        name=SERVICE,
+        title="Ticketing orders",
+        router=router,
+        state=open_state,
+        outbox=lambda db: [db.orders],
+        listeners=lambda state: [
+            TicketCreatedListener(state["replicas"]),
+            TicketUpdatedListener(state["replicas"], state["orders"]),
+            ExpirationCompleteListener(state["orders"]),
+            PaymentCreatedListener(state["orders"]),
+        ],
+        tasks=lambda state: [expiry_sweeper(state)],
+    ),
+    get_settings,
+)

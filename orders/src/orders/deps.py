@@ -1,26 +1,20 @@
+"""The orders service's lifespan state, and the dependencies that read it."""
+
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from orders.config import Settings
 from orders.repository import Orders, TicketReplicas
+from ticketing_common.state import ServiceState, from_state
 
 
-async def get_orders(request: Request) -> Orders:
-    orders: Orders = request.state.orders
-    return orders
+class State(ServiceState):
+    settings: Settings
+    orders: Orders
+    replicas: TicketReplicas
 
 
-async def get_replicas(request: Request) -> TicketReplicas:
-    replicas: TicketReplicas = request.state.replicas
-    return replicas
-
-
-async def get_service_settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
-OrdersDep = Annotated[Orders, Depends(get_orders)]
-ReplicasDep = Annotated[TicketReplicas, Depends(get_replicas)]
-SettingsDep = Annotated[Settings, Depends(get_service_settings)]
+OrdersDep = Annotated[Orders, Depends(from_state(State, lambda state: state["orders"]))]
+ReplicasDep = Annotated[TicketReplicas, Depends(from_state(State, lambda state: state["replicas"]))]
+SettingsDep = Annotated[Settings, Depends(from_state(State, lambda state: state["settings"]))]

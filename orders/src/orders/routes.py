@@ -15,9 +15,9 @@ from orders.schemas import OrderCreate, OrderPublic
 from ticketing_common.auth import RequireUser, UserPayload
 from ticketing_common.errors import BadRequestError, NotAuthorizedError, NotFoundError
 from ticketing_common.events import OrderStatus
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.mongo import Document, path_object_id, utcnow
 from ticketing_common.paging import CursorQuery, LimitQuery, PageRequest
-from ticketing_common.service import ServiceRoute
 
 router = APIRouter(prefix="/api/orders", tags=["orders"], route_class=ServiceRoute)
 
