@@ -1,27 +1,27 @@
+"""The payments service's lifespan state, and the dependencies that read it."""
+
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from payments.checkout import Checkout
 from payments.config import Settings
-from payments.repository import StripeEvents
+from payments.reconciler import RefundReconciler
+from payments.repository import OrderReplicas, Payments, StripeEvents
+from ticketing_common.state import ServiceState, from_state
 
 
-async def get_checkout(request: Request) -> Checkout:
-    checkout: Checkout = request.state.checkout
-    return checkout
+class State(ServiceState):
+    settings: Settings
+    orders: OrderReplicas
+    payments: Payments
+    refunds: RefundReconciler
+    checkout: Checkout
+    stripe_events: StripeEvents
 
 
-async def get_stripe_events(request: Request) -> StripeEvents:
-    events: StripeEvents = request.state.stripe_events
-    return events
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.state.settings
-    return settings
-
-
-CheckoutDep = Annotated[Checkout, Depends(get_checkout)]
-StripeEventsDep = Annotated[StripeEvents, Depends(get_stripe_events)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+CheckoutDep = Annotated[Checkout, Depends(from_state(State, lambda state: state["checkout"]))]
+StripeEventsDep = Annotated[
+    StripeEvents, Depends(from_state(State, lambda state: state["stripe_events"]))
+]
+SettingsDep = Annotated[Settings, Depends(from_state(State, lambda state: state["settings"]))]

@@ -29,6 +29,7 @@ class RefundReconciler:
         payments: Payments,
         gateway: StripeGateway,
         *,
+        interval: float,
         retry_min: float,
         retry_max: float,
         max_attempts: int,
@@ -45,7 +46,7 @@ class RefundReconciler:
         # Refunds given up on since start: each needs a person.
         self.needs_attention = 0
         self.outcomes = outcomes or PaymentOutcomes()
-        self._loop: Periodic | None = None
+        self._loop = Periodic("refund-reconciler", self.run_once, interval, wait_first=True)
 
     async def refund_due(self, payment: Document) -> None:
         """Mark a paid payment of a cancelled order `refundDue` and try the refund once;
@@ -112,10 +113,9 @@ class RefundReconciler:
             refunded += await self.refund(due)
         return refunded
 
-    def start(self, interval: float) -> None:
-        self._loop = Periodic("refund-reconciler", self.run_once, interval, wait_first=True)
+    def start(self) -> None:
+        """Retry the due refunds every `interval` seconds, in the background."""
         self._loop.start()
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            await self._loop.stop()
+        await self._loop.stop()

@@ -9,8 +9,8 @@ from payments.repository import PaymentStatus
 from payments.schemas import PaymentCreate, PaymentPublic
 from ticketing_common.auth import RequireUser
 from ticketing_common.errors import BadRequestError, PaymentProviderError
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.mongo import path_object_id
-from ticketing_common.service import ServiceRoute
 
 router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=ServiceRoute)
 logger = logging.getLogger("payments.webhooks")
