@@ -1,20 +1,22 @@
+"""The auth service's lifespan state, and the dependencies that read it."""
+
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from auth.limits import Limits, client_address
 from auth.service import Accounts
-from ticketing_common.service import standard_ready
+from ticketing_common.state import ServiceState, from_state, lifespan_state
 
 
-async def get_accounts(request: Request) -> Accounts:
-    accounts: Accounts = request.state.accounts
-    return accounts
+class State(ServiceState):
+    limits: Limits
+    accounts: Accounts
 
 
 async def get_client_address(request: Request) -> str:
     """The caller's address for the limits (see `client_address`)."""
-    limits: Limits = request.state.limits
+    limits = lifespan_state(request, State)["limits"]
     return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
@@ -22,14 +24,5 @@ async def get_client_address(request: Request) -> str:
     )
 
 
-async def auth_ready(request: Request) -> dict[str, bool]:
-    """The standard checks, and Redis (the limits: no sign-in or sign-up without it)."""
-    checks = await standard_ready(request)
-    limits: Limits | None = getattr(request.state, "limits", None)
-    if limits is not None:
-        checks["limits"] = await limits.ready()
-    return checks
-
-
-AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+AccountsDep = Annotated[Accounts, Depends(from_state(State, lambda state: state["accounts"]))]
 ClientAddress = Annotated[str, Depends(get_client_address)]

@@ -50,5 +50,6 @@ class Passwords:
 
         return await self._run(check)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Stop the hashing threads; hashes still queued are cancelled."""
         self._executor.shutdown(wait=False, cancel_futures=True)

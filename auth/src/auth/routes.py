@@ -4,7 +4,7 @@ from auth.deps import AccountsDep, ClientAddress
 from auth.models import User
 from auth.schemas import CurrentUserResponse, SessionUser, SignIn, SignUp, UserPublic
 from ticketing_common.auth import CurrentUser, SessionCodec, SessionsDep
-from ticketing_common.service import ServiceRoute
+from ticketing_common.http.routing import ServiceRoute
 
 router = APIRouter(prefix="/api/users", tags=["users"], route_class=ServiceRoute)
 
