@@ -18,9 +18,9 @@ from client.api import ApiError, get_api, new_http_client
 from client.config import Settings, get_settings
 from client.pages import PageError, render_error
 from client.routes import router
+from ticketing_common.app import new_app
 from ticketing_common.errors import AppError, error_response, http_error
 from ticketing_common.metrics import Metrics
-from ticketing_common.service import new_app
 
 PACKAGE_DIR = Path(__file__).parent
 logger = logging.getLogger("client")

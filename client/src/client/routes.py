@@ -11,7 +11,7 @@ from client.api import ApiDep
 from client.config import Settings
 from client.models import format_seconds
 from client.pages import load_page, load_user, render
-from ticketing_common.service import ServiceRoute
+from ticketing_common.http.routing import ServiceRoute
 
 router = APIRouter(tags=["pages"], default_response_class=HTMLResponse, route_class=ServiceRoute)
 

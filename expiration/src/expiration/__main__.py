@@ -4,7 +4,7 @@ from arq.worker import run_worker
 
 from expiration.config import get_settings
 from expiration.worker import worker_settings
-from ticketing_common.service import configure_logging
+from ticketing_common.logs import configure_logging
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Response
 
 from ticketing_common.auth import RequireUser
+from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import path_object_id
 from ticketing_common.paging import CursorQuery, LimitQuery, PageRequest
-from ticketing_common.service import ServiceRoute
 from tickets.deps import TicketServiceDep
 from tickets.schemas import TicketCreate, TicketPublic, TicketUpdate
 
