@@ -1,46 +1,45 @@
-"""All database access of the orders service: orders and the ticket replicas.
+"""All database access of the orders service: orders and the ticket replicas, on
+`Order` and `TicketReplica` records.
 
-Every check-and-write is one conditional single-document update (docs/SPEC.md §4), retried
-from a fresh read when another writer got there first.
+A record is converted from and to its document here and nowhere else. Every
+check-and-write is one conditional single-document update (docs/SPEC.md §4) storing the
+record a transition of `Order` gives, with the events built from that same record, and
+answering the record as the write left it; it is retried from a fresh read when another
+writer got there first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from orders.events.publishers import order_cancelled_event, order_created_event
+from orders.models import (
+    OPEN_STATUSES,
+    CancelReason,
+    Order,
+    OrderedTicket,
+    TicketReplica,
+)
 from ticketing_common.events import (
+    EventPayload,
     OrderStatus,
     Outbox,
     TicketCreatedEvent,
     TicketUpdatedEvent,
 )
 from ticketing_common.money import to_cents
-from ticketing_common.mongo import Collection, Document, utcnow, versioned
+from ticketing_common.mongo import Collection, Document, as_utc, utcnow
 from ticketing_common.paging import Page, PageRequest, find_page
 from ticketing_common.replicas import ReplicaUpdate, insert_replica
 
 logger = logging.getLogger("orders")
-
-# Statuses an order may leave for `cancelled` (a user's cancel) or `complete` (a payment).
-OPEN_STATUSES = (OrderStatus.CREATED, OrderStatus.AWAITING_PAYMENT)
-
-
-class CancelReason(StrEnum):
-    """Why an order was cancelled (`cancelReason`, shown with a cancelled order)."""
-
-    BY_BUYER = "Cancelled by the buyer"
-    EXPIRED = "Not paid in time"
-    TICKET_CHANGED = (
-        "The seller changed the ticket's price or title after it was ordered; please order it again"
-    )
 
 
 class TicketReservedError(Exception):
@@ -54,6 +53,85 @@ class TooManyOpenOrdersError(Exception):
 # The index names of the two unique rules an order's insert can break.
 ONE_HOLDING_ORDER = "one_holding_order_per_ticket"
 OPEN_ORDER_SLOTS = "open_order_slots"
+# Orders are read without the events they still have to publish.
+NO_OUTBOX = {"outbox": False}
+
+
+def _replica_from_doc(doc: Document) -> TicketReplica:
+    return TicketReplica(
+        id=str(doc["_id"]),
+        title=doc["title"],
+        price_cents=doc["priceCents"],
+        version=doc["version"],
+        # Replicas stored before it was kept have had no edit since.
+        details_version=doc.get("detailsVersion", 0),
+    )
+
+
+def _replica_state(replica: TicketReplica) -> Document:
+    return {
+        "title": replica.title,
+        "priceCents": replica.price_cents,
+        "version": replica.version,
+        "detailsVersion": replica.details_version,
+    }
+
+
+def _order_from_doc(doc: Document) -> Order:
+    ticket = doc["ticket"]
+    return Order(
+        id=str(doc["_id"]),
+        user_id=doc["userId"],
+        status=OrderStatus(doc["status"]),
+        expires_at=as_utc(doc["expiresAt"]),
+        ticket=OrderedTicket(
+            id=str(ticket["id"]),
+            title=ticket["title"],
+            price_cents=ticket["priceCents"],
+            version=ticket["version"],
+        ),
+        version=doc["version"],
+        cancel_reason=doc.get("cancelReason"),
+    )
+
+
+def _order_state(order: Order) -> Document:
+    """The fields a change of `order` sets. `holdsTicket` follows the status (see
+    `Orders.create_indexes`): every order but a cancelled one holds its ticket."""
+    state: Document = {
+        "status": order.status.value,
+        "holdsTicket": order.status is not OrderStatus.CANCELLED,
+        "version": order.version,
+    }
+    if order.cancel_reason is not None:
+        state["cancelReason"] = order.cancel_reason
+    return state
+
+
+def _order_to_doc(order: Order, slot: int) -> Document:
+    ticket = order.ticket
+    return {
+        "_id": ObjectId(order.id),
+        "userId": order.user_id,
+        "openSlot": slot,
+        "expiresAt": order.expires_at,
+        "ticket": {
+            "id": ObjectId(ticket.id),
+            "title": ticket.title,
+            "priceCents": ticket.price_cents,
+            "version": ticket.version,
+        },
+        "createdAt": utcnow(),
+        **_order_state(order),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    """One page of orders; `links` names the next page."""
+
+    orders: list[Order]
+    links: Page
 
 
 class TicketReplicas:
@@ -64,52 +142,40 @@ class TicketReplicas:
 
     async def add(self, event: TicketCreatedEvent) -> bool:
         """Store the replica of a new ticket; False when it is already there."""
-        doc = {
-            "_id": ObjectId(event.id),
-            "title": event.title,
-            "priceCents": to_cents(event.price),
-            "version": event.version,
-            "detailsVersion": event.version,
-        }
-        return await insert_replica(self.collection, doc)
+        replica = TicketReplica(
+            id=event.id,
+            title=event.title,
+            price_cents=to_cents(event.price),
+            version=event.version,
+            details_version=event.version,
+        )
+        return await insert_replica(
+            self.collection, {"_id": ObjectId(replica.id), **_replica_state(replica)}
+        )
 
     async def apply_update(self, event: TicketUpdatedEvent) -> ReplicaUpdate:
-        """Apply `event` if the replica is at the version just before it.
-
-        `detailsVersion` becomes the event's version when title or price differ from the
-        version before (a seller's edit; a reservation or release changes neither), the
-        same rule tickets keeps, so both services agree on which orders a change made
-        stale (`Orders.cancel_stale`)."""
+        """Apply `event` if the replica is at the version just before it
+        (`TicketReplica.updated` says what changes)."""
         ticket_id = ObjectId(event.id)
-        changes: Document = {"title": event.title, "priceCents": to_cents(event.price)}
         while True:
             current = await self.get(ticket_id)
-            if current is None or current["version"] < event.version - 1:
+            if current is None or current.version < event.version - 1:
                 return ReplicaUpdate.NOT_YET
-            if current["version"] >= event.version:
+            if current.version >= event.version:
                 return ReplicaUpdate.ALREADY_APPLIED
-            edited = (current["title"], current["priceCents"]) != (
-                changes["title"],
-                changes["priceCents"],
-            )
-            details = {"detailsVersion": event.version} if edited else {}
-            # Pinned to the version read, so `edited` compared with exactly that state; a
+            after = current.updated(event.title, to_cents(event.price), event.version)
+            # Pinned to the version read, so `updated` compared with exactly that state; a
             # miss means another delivery applied it meanwhile (read again to say so).
             updated = await self.collection.find_one_and_update(
-                {"_id": ticket_id, "version": event.version - 1},
-                {"$set": {**changes, **details, "version": event.version}},
+                {"_id": ticket_id, "version": current.version},
+                {"$set": _replica_state(after)},
             )
             if updated is not None:
                 return ReplicaUpdate.APPLIED
 
-    @staticmethod
-    def details_version(replica: Document) -> int:
-        """The version of the replica's last change of title or price."""
-        return int(replica.get("detailsVersion", 0))
-
-    async def get(self, ticket_id: ObjectId) -> Document | None:
-        doc: Document | None = await self.collection.find_one({"_id": ticket_id})
-        return doc
+    async def get(self, ticket_id: ObjectId | str) -> TicketReplica | None:
+        doc: Document | None = await self.collection.find_one({"_id": ObjectId(ticket_id)})
+        return None if doc is None else _replica_from_doc(doc)
 
 
 class Orders:
@@ -147,36 +213,30 @@ class Orders:
         # The expiry sweep's query: open orders by due time.
         await self.collection.create_index([("status", ASCENDING), ("expiresAt", ASCENDING)])
 
-    async def create(self, user_id: str, ticket: Document, expires_at: datetime) -> Document:
+    async def create(self, user_id: str, ticket: TicketReplica, expires_at: datetime) -> Order:
         """Insert a `created` order holding `ticket` and publish `order:created`;
         TicketReservedError when another order holds it, TooManyOpenOrdersError when the
         user already holds the most open orders allowed."""
+        order = Order(
+            id=str(ObjectId()),
+            user_id=user_id,
+            status=OrderStatus.CREATED,
+            expires_at=expires_at,
+            ticket=ticket.ordered(),
+            version=0,
+        )
         while True:
-            slot = await self._free_slot(user_id)
-            doc: Document = {
-                "_id": ObjectId(),
-                "userId": user_id,
-                "status": OrderStatus.CREATED.value,
-                "holdsTicket": True,
-                "openSlot": slot,
-                "expiresAt": expires_at,
-                # The ticket as it was ordered, price included: what the order shows and
-                # payments charges. `version` is the ticket version it was priced at.
-                "ticket": {
-                    "id": ticket["_id"],
-                    "title": ticket["title"],
-                    "priceCents": ticket["priceCents"],
-                    "version": ticket["version"],
-                },
-                "version": 0,
-                "createdAt": utcnow(),
-            }
+            doc = _order_to_doc(order, await self._free_slot(user_id))
             try:
-                return await self.outbox.insert(self.collection, doc, [order_created_event(doc)])
+                stored = await self.outbox.insert(
+                    self.collection, doc, [order_created_event(order)]
+                )
             except DuplicateKeyError as exc:
                 if not _took_slot(exc):
-                    raise TicketReservedError(str(ticket["_id"])) from None
+                    raise TicketReservedError(ticket.id) from None
                 # A concurrent order of this user took the slot first: pick again.
+            else:
+                return _order_from_doc(stored)
 
     async def _free_slot(self, user_id: str) -> int:
         """The lowest slot none of the user's open orders takes; TooManyOpenOrdersError
@@ -189,91 +249,82 @@ class Orders:
             raise TooManyOpenOrdersError(user_id)
         return min(free)
 
-    async def get(self, order_id: ObjectId) -> Document | None:
+    async def get(self, order_id: ObjectId | str) -> Order | None:
         doc: Document | None = await self.collection.find_one(
-            {"_id": order_id}, projection={"outbox": False}
+            {"_id": ObjectId(order_id)}, projection=NO_OUTBOX
         )
-        return doc
+        return None if doc is None else _order_from_doc(doc)
 
-    async def for_user(self, user_id: str, request: PageRequest) -> Page:
+    async def for_user(self, user_id: str, request: PageRequest) -> OrderPage:
         """One page of the user's orders, oldest first."""
-        return await find_page(
-            self.collection, {"userId": user_id}, request, projection={"outbox": False}
-        )
+        page = await find_page(self.collection, {"userId": user_id}, request, NO_OUTBOX)
+        return OrderPage([_order_from_doc(doc) for doc in page.docs], page)
 
-    async def due_for_expiry(self, before: datetime, limit: int) -> list[Document]:
+    async def due_for_expiry(self, before: datetime, limit: int) -> list[Order]:
         """Up to `limit` `created` orders whose `expiresAt` is at or before `before`,
         the longest overdue first."""
         docs: list[Document] = (
             await self.collection.find(
                 {"status": OrderStatus.CREATED.value, "expiresAt": {"$lte": before}},
-                projection={"outbox": False},
+                projection=NO_OUTBOX,
             )
             .sort([("expiresAt", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
             .to_list(None)
         )
-        return docs
+        return [_order_from_doc(doc) for doc in docs]
 
     async def cancel(
         self,
-        order_id: ObjectId,
+        order_id: str,
         from_statuses: tuple[OrderStatus, ...],
         reason: CancelReason,
         *,
-        current: Document | None = None,
-    ) -> tuple[Document | None, bool]:
-        """Cancel the order if its status is one of `from_statuses`, bumping its version
-        and publishing `order:cancelled`; `current` is the order as the caller just read
-        it, to start from. Returns the order as it now is (None when unknown) and whether
-        this call changed it."""
+        current: Order | None = None,
+    ) -> tuple[Order | None, bool]:
+        """Cancel the order if its status is one of `from_statuses`, publishing
+        `order:cancelled`; `current` is the order as the caller just read it, to start
+        from. Returns the order as it now is (None when unknown) and whether this call
+        changed it."""
         return await self._transition(
-            order_id,
-            from_statuses,
-            {
-                "status": OrderStatus.CANCELLED.value,
-                "holdsTicket": False,
-                "cancelReason": reason.value,
-            },
-            cancelled=True,
-            current=current,
+            order_id, from_statuses, lambda order: order.cancelled(reason), current
         )
 
-    async def cancel_stale(self, ticket_id: ObjectId, details_version: int) -> int:
+    async def cancel_stale(self, replica: TicketReplica) -> int:
         """Cancel every open order for the ticket priced before its title or price last
-        changed (at `details_version`); the count cancelled.
+        changed (`replica.details_version`); the count cancelled.
 
         tickets refuses to reserve exactly these orders (docs/SPEC.md §4): such a change
         happens only while no order holds the ticket, so an order priced at an earlier
         version was not reserved before it and will not be after. Idempotent: a cancelled
         order no longer matches."""
-        stale: list[Document] = await self.collection.find(
+        docs: list[Document] = await self.collection.find(
             {
-                "ticket.id": ticket_id,
+                "ticket.id": ObjectId(replica.id),
                 "status": {"$in": [status.value for status in OPEN_STATUSES]},
-                "ticket.version": {"$lt": details_version},
+                "ticket.version": {"$lt": replica.details_version},
             },
-            projection={"outbox": False},
+            projection=NO_OUTBOX,
         ).to_list(None)
         cancelled = 0
-        for order in stale:
+        for order in map(_order_from_doc, docs):
             _order, changed = await self.cancel(
-                order["_id"], OPEN_STATUSES, CancelReason.TICKET_CHANGED, current=order
+                order.id, OPEN_STATUSES, CancelReason.TICKET_CHANGED, current=order
             )
             if changed:
                 cancelled += 1
                 logger.info(
                     "order %s priced at ticket %s v%d, changed at v%d: cancelled",
-                    order["_id"],
-                    ticket_id,
-                    order["ticket"]["version"],
-                    details_version,
+                    order.id,
+                    replica.id,
+                    order.ticket.version,
+                    replica.details_version,
                 )
         return cancelled
 
     async def expire(
-        self, order_id: ObjectId, *, current: Document | None = None
-    ) -> tuple[Document | None, bool]:
+        self, order_id: str, *, current: Order | None = None
+    ) -> tuple[Order | None, bool]:
         """The order's time ran out (`expiration:complete`, or the sweep when that never
         came): cancel it only while it is still `created`; a paid or already cancelled
         order is left alone. Same return as `cancel`."""
@@ -281,36 +332,33 @@ class Orders:
             order_id, (OrderStatus.CREATED,), CancelReason.EXPIRED, current=current
         )
 
-    async def complete(self, order_id: ObjectId) -> tuple[Document | None, bool]:
-        """Mark an open order `complete` (paid), bumping its version. docs/SPEC.md §4 has no
-        event for it, so nothing is published."""
-        return await self._transition(
-            order_id, OPEN_STATUSES, {"status": OrderStatus.COMPLETE.value}, cancelled=False
-        )
+    async def complete(self, order_id: str) -> tuple[Order | None, bool]:
+        """Mark an open order `complete` (paid). docs/SPEC.md §4 has no event for it, so
+        nothing is published. Same return as `cancel`."""
+        return await self._transition(order_id, OPEN_STATUSES, Order.completed)
 
     async def _transition(
         self,
-        order_id: ObjectId,
+        order_id: str,
         from_statuses: tuple[OrderStatus, ...],
-        changes: dict[str, Any],
-        *,
-        cancelled: bool,
-        current: Document | None = None,
-    ) -> tuple[Document | None, bool]:
-        allowed = {status.value for status in from_statuses}
+        transition: Callable[[Order], Order],
+        current: Order | None = None,
+    ) -> tuple[Order | None, bool]:
         if current is None:
             current = await self.get(order_id)
-        while current is not None and current["status"] in allowed:
-            # Conditional on the version just read, so the event's version is exact and a
-            # concurrent change makes this match nothing: read again and decide again.
-            # Leaving an open status frees the user's slot (the cap on open orders).
-            query, update = versioned(
-                order_id, current["version"], {"$set": changes, "$unset": {"openSlot": ""}}
+        while current is not None and current.status in from_statuses:
+            after = transition(current)
+            events: list[EventPayload] = (
+                [order_cancelled_event(after)] if after.status is OrderStatus.CANCELLED else []
             )
-            events = [order_cancelled_event(current, current["version"] + 1)] if cancelled else []
+            # Conditional on the version just read, so `after` is exactly what is stored
+            # and a concurrent change makes this match nothing: read again and decide
+            # again. Leaving an open status frees the user's slot (the cap on open orders).
+            query = {"_id": ObjectId(current.id), "version": current.version}
+            update = {"$set": _order_state(after), "$unset": {"openSlot": ""}}
             updated = await self.outbox.update(self.collection, query, update, events)
             if updated is not None:
-                return updated, True
+                return _order_from_doc(updated), True
             current = await self.get(order_id)
         return current, False
 

@@ -1,15 +1,16 @@
+"""Request and response bodies of the orders API (camelCase on the wire)."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.alias_generators import to_camel
 
+from orders.models import Order
 from ticketing_common.events import OrderStatus, iso_utc
 from ticketing_common.ids import ObjectIdStr
-from ticketing_common.money import Price, from_cents
-from ticketing_common.mongo import Document
+from ticketing_common.money import Price
 from ticketing_common.schemas import RequestBody
 
 
@@ -18,7 +19,7 @@ class OrderCreate(RequestBody):
 
 
 class _Public(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
 class OrderTicket(_Public):
@@ -42,19 +43,7 @@ class OrderPublic(_Public):
         return iso_utc(value)
 
     @classmethod
-    def from_doc(cls, order: Document) -> OrderPublic:
+    def from_order(cls, order: Order) -> OrderPublic:
         """The order with its ticket as it was ordered: the price shown is the price
         payments charges, whatever the ticket's replica says now."""
-        ticket = order["ticket"]
-        price: Decimal = from_cents(ticket["priceCents"])
-        return cls(
-            id=str(order["_id"]),
-            user_id=order["userId"],
-            status=OrderStatus(order["status"]),
-            expires_at=order["expiresAt"],
-            ticket=OrderTicket(
-                id=str(ticket["id"]), title=ticket["title"], price=price, version=ticket["version"]
-            ),
-            version=order["version"],
-            cancel_reason=order.get("cancelReason"),
-        )
+        return cls.model_validate(order)

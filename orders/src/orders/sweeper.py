@@ -38,15 +38,15 @@ class ExpirySweeper:
         while True:
             due = await self.orders.due_for_expiry(utcnow() - self.grace, BATCH)
             for order in due:
-                _order, changed = await self.orders.expire(order["_id"], current=order)
+                _order, changed = await self.orders.expire(order.id, current=order)
                 if changed:
                     cancelled += 1
                     logger.warning(
                         "order %s was still open %s after expiresAt %s (its expiration job "
                         "never came); cancelled",
-                        order["_id"],
+                        order.id,
                         self.grace,
-                        order["expiresAt"],
+                        order.expires_at,
                     )
             # Every order read has left `created` (cancelled here or by someone else), so
             # the next query moves on; a short one means nothing more is due.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from bson import ObjectId
 from nats.aio.msg import Msg
 
 from orders.repository import Orders, TicketReplicas
@@ -51,9 +50,9 @@ class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
         if outcome is ReplicaUpdate.ALREADY_APPLIED:
             logger.info("ticket %s v%d already applied; stale event", data.id, data.version)
         # Also on a redelivery: an earlier delivery may have stopped between the two writes.
-        replica = await self.replicas.get(ObjectId(data.id))
+        replica = await self.replicas.get(data.id)
         if replica is not None:
-            await self.orders.cancel_stale(replica["_id"], self.replicas.details_version(replica))
+            await self.orders.cancel_stale(replica)
 
 
 class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
@@ -65,11 +64,11 @@ class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
         self.orders = orders
 
     async def on_message(self, data: ExpirationCompleteEvent, msg: Msg) -> None:
-        order, changed = await self.orders.expire(ObjectId(data.order_id))
+        order, changed = await self.orders.expire(data.order_id)
         if order is None:
             logger.warning("expiration:complete for unknown order %s; acked", data.order_id)
         elif not changed:
-            logger.info("order %s is %s; expiry ignored", data.order_id, order["status"])
+            logger.info("order %s is %s; expiry ignored", data.order_id, order.status)
 
 
 class PaymentCreatedListener(Listener[PaymentCreatedEvent]):
@@ -82,10 +81,8 @@ class PaymentCreatedListener(Listener[PaymentCreatedEvent]):
         self.orders = orders
 
     async def on_message(self, data: PaymentCreatedEvent, msg: Msg) -> None:
-        order, changed = await self.orders.complete(ObjectId(data.order_id))
+        order, changed = await self.orders.complete(data.order_id)
         if order is None:
             logger.warning("payment:created for unknown order %s; acked", data.order_id)
         elif not changed:
-            logger.info(
-                "order %s is %s; payment %s ignored", data.order_id, order["status"], data.id
-            )
+            logger.info("order %s is %s; payment %s ignored", data.order_id, order.status, data.id)
