@@ -1,6 +1,6 @@
 import asyncio
 
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_testing import random_id
 from ticketing_testing.checkout import (

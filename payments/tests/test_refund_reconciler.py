@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_testing import random_id
 from ticketing_testing.checkout import payments_settings, running_payments, seed_order

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from payments.config import Settings
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_common.mongo import utcnow
 from ticketing_devstack.servers import free_port
@@ -616,7 +616,7 @@ class TestInterruptedAttempts:
                 claim = await service.payments.claim(order_id, user)
                 assert claim is not None
                 await service.payments.record_attempt(claim, "pm_card_visa", 1999)
-                key = f"pay:{order_id}:{claim['claimId']}"
+                key = f"pay:{order_id}:{claim.claim_id}"
                 async with httpx.AsyncClient(auth=(TEST_STRIPE_KEY, "")) as stripe_http:
                     sent = await stripe_http.post(
                         proxy.url + "/v1/payment_intents",
@@ -642,4 +642,4 @@ class TestInterruptedAttempts:
         assert (payment["status"], payment["stripeId"]) == (PaymentStatus.PAID, intent["id"])
         assert [r.idempotency_key for r in proxy.payment_creations()] == [key, key]
         [event] = await payment_events(probe)
-        assert event == {"id": str(claim["_id"]), "orderId": order_id, "stripeId": intent["id"]}
+        assert event == {"id": claim.id, "orderId": order_id, "stripeId": intent["id"]}

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_testing import random_id
 from ticketing_testing.api import PAYMENTS

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from ticketing_common.events import Subjects
 from ticketing_devstack.servers import free_port
 from ticketing_testing import random_id

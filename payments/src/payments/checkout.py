@@ -19,18 +19,20 @@ import logging
 
 from bson import ObjectId
 
+from payments.events.publishers import payment_created_event
 from payments.gateway import Intent, PaymentDeclined, ProviderUnavailable, StripeGateway
 from payments.metrics import PaymentOutcomes
+from payments.models import OrderReplica, Payment, PaymentStatus
 from payments.reconciler import RefundReconciler
-from payments.repository import HELD, OrderReplicas, Payments, PaymentStatus
+from payments.repository import OrderReplicas, Payments
 from ticketing_common.errors import (
     BadRequestError,
     NotAuthorizedError,
     NotFoundError,
     PaymentProviderError,
 )
-from ticketing_common.events import OrderStatus, RetryLater
-from ticketing_common.mongo import Document, as_utc, utcnow
+from ticketing_common.events import RetryLater
+from ticketing_common.mongo import utcnow
 
 logger = logging.getLogger("payments.checkout")
 
@@ -67,8 +69,8 @@ class Checkout:
 
     # The payment route ------------------------------------------------------------------
 
-    async def pay(self, user_id: str, order_id: str, token: str) -> Document:
-        """Charge the order's price once; the payment document, `paid`, or
+    async def pay(self, user_id: str, order_id: str, token: str) -> Payment:
+        """Charge the order's price once; the payment, `paid`, or
         `authenticating` when the buyer must finish 3-D Secure in the browser."""
         self._check_payable(await self.orders.get(order_id), user_id)
         try:
@@ -80,9 +82,7 @@ class Checkout:
                 # Nothing was charged (the token lookup only reads): free the order.
                 await self.payments.release(claim)
                 raise
-            recorded = await self.payments.record_attempt(
-                claim, payment_method, order["priceCents"]
-            )
+            recorded = await self.payments.record_attempt(claim, payment_method, order.price_cents)
             if recorded is None:
                 raise RuntimeError(f"claim on order {order_id} lost before charging")
             return await self._attempt(recorded, replay=False)
@@ -93,18 +93,18 @@ class Checkout:
             self.outcomes.provider_error.inc()
             raise PaymentProviderError() from exc
 
-    def _check_payable(self, order: Document | None, user_id: str) -> Document:
+    def _check_payable(self, order: OrderReplica | None, user_id: str) -> OrderReplica:
         if order is None:
             raise NotFoundError()
-        if order["userId"] != user_id:
+        if order.user_id != user_id:
             raise NotAuthorizedError()
-        if order["status"] == OrderStatus.CANCELLED:
+        if order.cancelled:
             raise BadRequestError(CANCELLED)
-        if as_utc(order["expiresAt"]) <= utcnow():
+        if order.expires_at <= utcnow():
             raise BadRequestError("Order has expired")
         return order
 
-    async def _claim(self, order_id: str, user_id: str) -> Document:
+    async def _claim(self, order_id: str, user_id: str) -> Payment:
         for _ in range(MAX_CLAIM_ROUNDS):
             claim = await self.payments.claim(order_id, user_id)
             if claim is not None:
@@ -126,38 +126,38 @@ class Checkout:
             raise BadRequestError(ALREADY_PAID)
         raise BadRequestError(ALREADY_PAID)
 
-    def _unresolved(self, payment: Document) -> bool:
+    def _unresolved(self, payment: Payment) -> bool:
         """A claim nobody is working on that may or may not have charged (an intent
         waiting for authentication counts: a new attempt or a cancel abandons it)."""
-        if payment["status"] in (PaymentStatus.UNKNOWN, PaymentStatus.AUTHENTICATING):
+        if payment.status in (PaymentStatus.UNKNOWN, PaymentStatus.AUTHENTICATING):
             return True
-        if payment["status"] != PaymentStatus.PENDING:
+        if payment.status != PaymentStatus.PENDING:
             return False
-        age = (utcnow() - as_utc(payment["claimedAt"])).total_seconds()
+        age = (utcnow() - payment.claimed_at).total_seconds()
         return age > self.claim_timeout
 
-    async def _attempt(self, claim: Document, *, replay: bool) -> Document:
+    async def _attempt(self, claim: Payment, *, replay: bool) -> Payment:
         """Charge the claim's recorded attempt and record the outcome.
 
-        Paid: the payment document. Needs authentication (not on a replay, which abandons
-        it): the `authenticating` document. Not charged: the claim is released and
+        Paid: the payment. Needs authentication (not on a replay, which abandons
+        it): the `authenticating` payment. Not charged: the claim is released and
         PaymentDeclined raised. Provider trouble: the claim is released when the charge
         cannot have happened, else kept `unknown`; PaymentProviderError raised.
         """
-        attempt = claim.get("attempt")
+        attempt = claim.attempt
         if attempt is None:
             # Its request stopped before sending anything: nothing to learn.
             await self.payments.release(claim)
             raise PaymentDeclined("The earlier attempt never reached the payment provider")
         try:
-            if claim.get("stripeId"):
-                intent = await self.gateway.retrieve_intent(claim["stripeId"])
+            if claim.stripe_id:
+                intent = await self.gateway.retrieve_intent(claim.stripe_id)
             else:
                 intent = await self.gateway.create_intent(
-                    order_id=claim["orderId"],
-                    claim_id=claim["claimId"],
-                    amount=attempt["amount"],
-                    payment_method=attempt["paymentMethod"],
+                    order_id=claim.order_id,
+                    claim_id=claim.claim_id,
+                    amount=attempt.amount_cents,
+                    payment_method=attempt.payment_method,
                 )
                 if replay and intent.status != "succeeded":
                     # A replayed create answers as it first did: ask how it is now.
@@ -172,8 +172,8 @@ class Checkout:
             if exc.maybe_charged or replay:
                 logger.warning(
                     "payment for order %s (claim %s) may have been charged (%s); kept for a replay",
-                    claim["orderId"],
-                    claim["claimId"],
+                    claim.order_id,
+                    claim.claim_id,
                     exc,
                 )
                 await self.payments.mark_unknown(claim)
@@ -183,7 +183,7 @@ class Checkout:
             raise PaymentProviderError() from exc
         return await self._settle_intent(claim, intent, abandon=replay)
 
-    async def _settle_intent(self, claim: Document, intent: Intent, *, abandon: bool) -> Document:
+    async def _settle_intent(self, claim: Payment, intent: Intent, *, abandon: bool) -> Payment:
         """Record what `intent` says about the claim's attempt (see `_attempt`); with
         `abandon`, an intent waiting for authentication is cancelled instead of kept."""
         try:
@@ -199,10 +199,10 @@ class Checkout:
                         claim, intent.id, intent.client_secret
                     )
                     if waiting is None:
-                        raise RuntimeError(f"claim on order {claim['orderId']} lost")
+                        raise RuntimeError(f"claim on order {claim.order_id} lost")
                     self.outcomes.requires_action.inc()
                     logger.info(
-                        "payment %s for order %s needs authentication", intent.id, claim["orderId"]
+                        "payment %s for order %s needs authentication", intent.id, claim.order_id
                     )
                     return waiting
                 if intent.status == "canceled":
@@ -214,36 +214,34 @@ class Checkout:
                 logger.info(
                     "payment %s for order %s ended %s; cancelling",
                     intent.id,
-                    claim["orderId"],
+                    claim.order_id,
                     intent.status,
                 )
                 cancelled = await self.gateway.cancel_intent(intent.id)
                 intent = cancelled or await self.gateway.retrieve_intent(intent.id)
         except ProviderUnavailable as exc:
-            logger.warning(
-                "payment %s for order %s unresolved: %s", intent.id, claim["orderId"], exc
-            )
+            logger.warning("payment %s for order %s unresolved: %s", intent.id, claim.order_id, exc)
             await self.payments.mark_unknown(claim, intent.id)
             self.outcomes.provider_error.inc()
             raise PaymentProviderError() from exc
         logger.warning(
             "payment %s for order %s is %s; kept unknown until it settles",
             intent.id,
-            claim["orderId"],
+            claim.order_id,
             intent.status,
         )
         await self.payments.mark_unknown(claim, intent.id)
         self.outcomes.provider_error.inc()
         raise PaymentProviderError()
 
-    def _belongs(self, claim: Document, intent: Intent) -> bool:
+    def _belongs(self, claim: Payment, intent: Intent) -> bool:
         """The intent is this claim's attempt: its order, attempt and amount."""
-        attempt = claim.get("attempt") or {}
+        amount = claim.attempt.amount_cents if claim.attempt else None
         mismatch = (
-            intent.order_id != claim["orderId"]
-            or (intent.claim_id is not None and intent.claim_id != claim["claimId"])
-            or (claim.get("stripeId") is not None and claim["stripeId"] != intent.id)
-            or intent.amount != attempt.get("amount")
+            intent.order_id != claim.order_id
+            or (intent.claim_id is not None and intent.claim_id != claim.claim_id)
+            or (claim.stripe_id is not None and claim.stripe_id != intent.id)
+            or intent.amount != amount
             or intent.currency != "usd"
         )
         if mismatch:
@@ -255,62 +253,64 @@ class Checkout:
                 intent.claim_id,
                 intent.amount,
                 intent.currency,
-                claim["claimId"],
-                claim["orderId"],
-                attempt.get("amount"),
+                claim.claim_id,
+                claim.order_id,
+                amount,
             )
         return not mismatch
 
     @staticmethod
-    def _not_charged(claim: Document, intent: Intent) -> str:
+    def _not_charged(claim: Payment, intent: Intent) -> str:
         if (
             intent.error_code == "payment_intent_authentication_failure"
-            or claim["status"] == PaymentStatus.AUTHENTICATING
+            or claim.status is PaymentStatus.AUTHENTICATING
         ):
             return AUTHENTICATION_FAILED
         return intent.error or NOT_COMPLETED
 
-    async def _record_paid(self, claim: Document, intent: Intent) -> Document:
-        amount: int = claim["attempt"]["amount"]
-        paid = await self.payments.mark_paid(claim, intent.id, amount)
+    async def _record_paid(self, claim: Payment, intent: Intent) -> Payment:
+        assert claim.attempt is not None, "only a sent attempt is paid"
+        amount = claim.attempt.amount_cents
+        after = claim.paid(intent.id, amount, utcnow())
+        paid = await self.payments.mark_paid(claim, after, [payment_created_event(after)])
         if paid is None:
             # A concurrent resolver of the same attempt (same key, same charge) was first.
-            paid = await self.payments.for_order(claim["orderId"])
-            if paid is None or paid.get("stripeId") != intent.id:
+            paid = await self.payments.for_order(claim.order_id)
+            if paid is None or paid.stripe_id != intent.id:
                 raise RuntimeError(
-                    f"payment {intent.id} for order {claim['orderId']} could not be recorded"
+                    f"payment {intent.id} for order {claim.order_id} could not be recorded"
                 )
         else:
             self.outcomes.paid.inc()
-            logger.info("order %s paid: %s, %d cents", claim["orderId"], intent.id, amount)
+            logger.info("order %s paid: %s, %d cents", claim.order_id, intent.id, amount)
         # Recorded, then the order read: if its cancel landed meanwhile, the listener may
         # have seen only the claim, so the refund is made due here too.
-        order = await self.orders.get(claim["orderId"])
-        if order is not None and order["status"] == OrderStatus.CANCELLED:
+        order = await self.orders.get(claim.order_id)
+        if order is not None and order.cancelled:
             await self.refunds.refund_due(paid)
         return paid
 
     # The completion call after 3-D Secure ---------------------------------------------
 
-    async def complete(self, user_id: str, payment_id: ObjectId) -> Document:
+    async def complete(self, user_id: str, payment_id: ObjectId) -> Payment:
         """After the browser's authentication step: learn the intent's outcome from
-        Stripe and record it as a direct payment would; the paid payment document."""
+        Stripe and record it as a direct payment would; the paid payment."""
         payment = await self.payments.get(payment_id)
         if payment is None:
             raise NotFoundError()
-        if payment["userId"] != user_id:
+        if payment.user_id != user_id:
             raise NotAuthorizedError()
-        if payment["status"] == PaymentStatus.PAID:
+        if payment.status == PaymentStatus.PAID:
             return payment
-        if payment["status"] not in HELD:
+        if not payment.holds_order:
             raise BadRequestError(CANCELLED)
-        if not payment.get("stripeId") or not payment.get("attempt"):
+        if not payment.stripe_id or not payment.attempt:
             raise BadRequestError(ALREADY_PAID)  # its own request is still under way
-        order = await self.orders.get(payment["orderId"])
-        cancelled = order is None or order["status"] == OrderStatus.CANCELLED
-        closed = cancelled or (order is not None and as_utc(order["expiresAt"]) <= utcnow())
+        order = await self.orders.get(payment.order_id)
+        cancelled = order is None or order.cancelled
+        closed = cancelled or (order is not None and order.expires_at <= utcnow())
         try:
-            intent = await self.gateway.retrieve_intent(payment["stripeId"])
+            intent = await self.gateway.retrieve_intent(payment.stripe_id)
             done = await self._settle_intent(payment, intent, abandon=closed)
         except PaymentDeclined as exc:
             if closed:
@@ -319,9 +319,9 @@ class Checkout:
         except ProviderUnavailable as exc:
             logger.warning("payment provider unavailable: %s", exc)
             raise PaymentProviderError() from exc
-        if done["status"] == PaymentStatus.AUTHENTICATING:
+        if done.status == PaymentStatus.AUTHENTICATING:
             raise BadRequestError(NOT_AUTHENTICATED)
-        if done["status"] != PaymentStatus.PAID:
+        if done.status != PaymentStatus.PAID:
             raise BadRequestError(CANCELLED)  # charged after all, and being refunded
         return done
 
@@ -336,10 +336,10 @@ class Checkout:
         succeeded = event_type == "payment_intent.succeeded"
         if (
             payment is None
-            or payment["status"] not in HELD
-            or (intent.claim_id is not None and intent.claim_id != payment["claimId"])
+            or not payment.holds_order
+            or (intent.claim_id is not None and intent.claim_id != payment.claim_id)
         ):
-            if succeeded and (payment is None or payment.get("stripeId") != intent.id):
+            if succeeded and (payment is None or payment.stripe_id != intent.id):
                 logger.error(
                     "payment intent %s charged order %s but no attempt of ours holds it; "
                     "a person must look",
@@ -347,7 +347,7 @@ class Checkout:
                     intent.order_id,
                 )
             return
-        if payment.get("attempt") is None:
+        if payment.attempt is None:
             return  # nothing was sent for this claim: the event is about another one
         try:
             if succeeded:
@@ -373,9 +373,9 @@ class Checkout:
         intent waiting for authentication, and make a charge of the order due for a refund
         (which the reconciler retries; this handler does not wait for it)."""
         payment = await self.payments.for_order(order_id)
-        if payment is None or payment["status"] == PaymentStatus.REFUNDED:
+        if payment is None or payment.status == PaymentStatus.REFUNDED:
             return
-        if payment["status"] in HELD:
+        if payment.holds_order:
             if not self._unresolved(payment):
                 raise RetryLater(f"a payment attempt for order {order_id} is in flight")
             taken = await self.payments.take_over(order_id, self.claim_timeout)

@@ -16,8 +16,9 @@ from datetime import timedelta
 
 from payments.gateway import PaymentDeclined, ProviderUnavailable, StripeGateway
 from payments.metrics import PaymentOutcomes
-from payments.repository import Payments, PaymentStatus
-from ticketing_common.mongo import Document, utcnow
+from payments.models import Payment, PaymentStatus
+from payments.repository import Payments
+from ticketing_common.mongo import utcnow
 from ticketing_common.periodic import Periodic
 
 logger = logging.getLogger("payments.refunds")
@@ -48,24 +49,25 @@ class RefundReconciler:
         self.outcomes = outcomes or PaymentOutcomes()
         self._loop = Periodic("refund-reconciler", self.run_once, interval, wait_first=True)
 
-    async def refund_due(self, payment: Document) -> None:
+    async def refund_due(self, payment: Payment) -> None:
         """Mark a paid payment of a cancelled order `refundDue` and try the refund once;
         a failure is left to the periodic retries (never raised)."""
         due = await self.payments.mark_refund_due(payment)
-        if due is None or due["status"] != PaymentStatus.REFUND_DUE:
+        if due is None or due.status is not PaymentStatus.REFUND_DUE:
             return
         await self.refund(due)
 
-    async def refund(self, due: Document) -> bool:
+    async def refund(self, due: Payment) -> bool:
         """One try at a due refund whose next try has come (none when another try holds
         it or its back-off runs); whether it is refunded now."""
         leased = await self.payments.lease_refund(due, self.lease)
         if leased is None:
             return False
         due = leased
+        assert due.stripe_id is not None, "only a charged payment is refunded"
         try:
             refund_id = await self.gateway.refund(
-                order_id=due["orderId"], payment_intent=due["stripeId"]
+                order_id=due.order_id, payment_intent=due.stripe_id
             )
         except (PaymentDeclined, ProviderUnavailable) as exc:
             await self._failed(due, exc)
@@ -74,23 +76,23 @@ class RefundReconciler:
         self.outcomes.refunded.inc()
         logger.info(
             "order %s ended cancelled after payment %s: refunded %s",
-            due["orderId"],
-            due["stripeId"],
+            due.order_id,
+            due.stripe_id,
             refund_id,
         )
         return True
 
-    async def _failed(self, due: Document, exc: Exception) -> None:
-        attempts = int(due.get("refundAttempts", 0)) + 1
+    async def _failed(self, due: Payment, exc: Exception) -> None:
+        attempts = due.refund_attempts + 1
         if attempts >= self.max_attempts:
             self.needs_attention += 1
             self.outcomes.refund_needs_attention.inc()
             logger.error(
                 "refund of order %s (payment %s, %d cents) failed %d times; giving up, "
                 "a person must refund it: %r",
-                due["orderId"],
-                due["stripeId"],
-                due.get("amount", 0),
+                due.order_id,
+                due.stripe_id,
+                due.amount_cents or 0,
                 attempts,
                 exc,
             )
@@ -99,7 +101,7 @@ class RefundReconciler:
         delay = min(self.retry_max, self.retry_min * 2 ** min(attempts - 1, 30))
         logger.warning(
             "refund of order %s failed (try %d): %r; retry in %.1fs",
-            due["orderId"],
+            due.order_id,
             attempts,
             exc,
             delay,

@@ -1,4 +1,5 @@
-"""All database access of the payments service: order replicas and payments.
+"""All database access of the payments service: order replicas and payments, read and
+written as the records of `models` (converted from their documents here and nowhere else).
 
 A payment document is also the order's claim: one per order (a unique index on
 `orderId`), inserted `pending` before Stripe is called, so concurrent requests for one
@@ -25,36 +26,71 @@ order cannot both charge. Its life:
 from __future__ import annotations
 
 import contextlib
-import enum
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from ticketing_common.events import (
-    OrderCreatedEvent,
-    OrderStatus,
-    Outbox,
-    PaymentCreatedEvent,
-)
-from ticketing_common.money import to_cents
-from ticketing_common.mongo import Collection, Document, utcnow
+from payments.models import HELD, Attempt, OrderReplica, Payment, PaymentStatus
+from ticketing_common.events import EventPayload, OrderStatus, Outbox
+from ticketing_common.mongo import Collection, Document, as_utc, utcnow
 from ticketing_common.replicas import ReplicaUpdate, apply_in_order, insert_replica
 
 
-class PaymentStatus(enum.StrEnum):
-    PENDING = "pending"
-    UNKNOWN = "unknown"
-    AUTHENTICATING = "authenticating"
-    PAID = "paid"
-    REFUND_DUE = "refundDue"
-    REFUNDED = "refunded"
+def _replica_from_doc(doc: Document) -> OrderReplica:
+    return OrderReplica(
+        id=str(doc["_id"]),
+        version=doc["version"],
+        user_id=doc["userId"],
+        price_cents=doc["priceCents"],
+        status=OrderStatus(doc["status"]),
+        expires_at=as_utc(doc["expiresAt"]),
+    )
 
 
-# Statuses of a claim that still holds the order and has not charged as far as we know.
-HELD = (PaymentStatus.PENDING, PaymentStatus.UNKNOWN, PaymentStatus.AUTHENTICATING)
+def _replica_to_doc(replica: OrderReplica) -> Document:
+    return {
+        "_id": ObjectId(replica.id),
+        "version": replica.version,
+        "userId": replica.user_id,
+        "priceCents": replica.price_cents,
+        "status": replica.status.value,
+        "expiresAt": replica.expires_at,
+    }
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _payment_from_doc(doc: Document) -> Payment:
+    attempt = doc.get("attempt")
+    return Payment(
+        id=str(doc["_id"]),
+        order_id=doc["orderId"],
+        user_id=doc["userId"],
+        claim_id=doc["claimId"],
+        status=PaymentStatus(doc["status"]),
+        claimed_at=as_utc(doc["claimedAt"]),
+        attempt=None if attempt is None else Attempt(attempt["paymentMethod"], attempt["amount"]),
+        stripe_id=doc.get("stripeId"),
+        client_secret=doc.get("clientSecret"),
+        amount_cents=doc.get("amount"),
+        paid_at=_optional_utc(doc.get("paidAt")),
+        refund_attempts=int(doc.get("refundAttempts", 0)),
+        refund_next_at=_optional_utc(doc.get("refundNextAt")),
+        refund_error=doc.get("refundError"),
+        needs_attention=bool(doc.get("needsAttention", False)),
+        refund_id=doc.get("refundId"),
+        refunded_at=_optional_utc(doc.get("refundedAt")),
+    )
+
+
+def _payment_or_none(doc: Document | None) -> Payment | None:
+    return None if doc is None else _payment_from_doc(doc)
 
 
 class OrderReplicas:
@@ -63,17 +99,9 @@ class OrderReplicas:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
 
-    async def add(self, event: OrderCreatedEvent) -> bool:
+    async def add(self, replica: OrderReplica) -> bool:
         """Store the replica of a new order; False when it is already there."""
-        doc = {
-            "_id": ObjectId(event.id),
-            "version": event.version,
-            "userId": event.user_id,
-            "priceCents": to_cents(event.ticket.price),
-            "status": event.status.value,
-            "expiresAt": event.expires_at,
-        }
-        return await insert_replica(self.collection, doc)
+        return await insert_replica(self.collection, _replica_to_doc(replica))
 
     async def apply_cancelled(self, order_id: str, version: int) -> ReplicaUpdate:
         """Mark the order cancelled at `version` if the replica is at the version before."""
@@ -84,9 +112,9 @@ class OrderReplicas:
             {"status": OrderStatus.CANCELLED.value},
         )
 
-    async def get(self, order_id: str) -> Document | None:
+    async def get(self, order_id: str) -> OrderReplica | None:
         doc: Document | None = await self.collection.find_one({"_id": ObjectId(order_id)})
-        return doc
+        return None if doc is None else _replica_from_doc(doc)
 
 
 class Payments:
@@ -99,15 +127,13 @@ class Payments:
     async def create_indexes(self) -> None:
         await self.collection.create_index("orderId", unique=True, name="one_payment_per_order")
 
-    async def get(self, payment_id: ObjectId) -> Document | None:
-        doc: Document | None = await self.collection.find_one({"_id": payment_id})
-        return doc
+    async def get(self, payment_id: ObjectId | str) -> Payment | None:
+        return _payment_or_none(await self.collection.find_one({"_id": ObjectId(payment_id)}))
 
-    async def for_order(self, order_id: str) -> Document | None:
-        doc: Document | None = await self.collection.find_one({"orderId": order_id})
-        return doc
+    async def for_order(self, order_id: str) -> Payment | None:
+        return _payment_or_none(await self.collection.find_one({"orderId": order_id}))
 
-    async def claim(self, order_id: str, user_id: str) -> Document | None:
+    async def claim(self, order_id: str, user_id: str) -> Payment | None:
         """Take the order for a new attempt; None when another claim or payment holds it."""
         doc: Document = {
             "_id": ObjectId(),
@@ -122,9 +148,9 @@ class Payments:
             await self.collection.insert_one(doc)
         except DuplicateKeyError:
             return None
-        return doc
+        return _payment_from_doc(doc)
 
-    async def take_over(self, order_id: str, timeout: float) -> Document | None:
+    async def take_over(self, order_id: str, timeout: float) -> Payment | None:
         """Take an unresolved claim (`unknown`, `authenticating`, or `pending` for longer
         than `timeout` seconds) to resolve it; None when there is none to take (or another
         took it)."""
@@ -147,32 +173,32 @@ class Payments:
             {"$set": {"status": PaymentStatus.PENDING.value, "claimedAt": now}},
             return_document=ReturnDocument.AFTER,
         )
-        return doc
+        return _payment_or_none(doc)
 
     async def record_attempt(
-        self, claim: Document, payment_method: str, amount: int
-    ) -> Document | None:
+        self, claim: Payment, payment_method: str, amount_cents: int
+    ) -> Payment | None:
         """Store what is about to be sent to Stripe, so a replay sends exactly the same."""
         doc: Document | None = await self.collection.find_one_and_update(
             self._held(claim),
-            {"$set": {"attempt": {"paymentMethod": payment_method, "amount": amount}}},
+            {"$set": {"attempt": {"paymentMethod": payment_method, "amount": amount_cents}}},
             return_document=ReturnDocument.AFTER,
         )
-        return doc
+        return _payment_or_none(doc)
 
-    async def release(self, claim: Document) -> None:
+    async def release(self, claim: Payment) -> None:
         """Drop a claim whose attempt did not charge: the order is payable again."""
         await self.collection.delete_one(self._held(claim))
 
-    async def mark_unknown(self, claim: Document, stripe_id: str | None = None) -> None:
+    async def mark_unknown(self, claim: Payment, stripe_id: str | None = None) -> None:
         update: Document = {"status": PaymentStatus.UNKNOWN.value}
         if stripe_id is not None:
             update["stripeId"] = stripe_id
         await self.collection.update_one(self._held(claim), {"$set": update})
 
     async def mark_authenticating(
-        self, claim: Document, stripe_id: str, client_secret: str
-    ) -> Document | None:
+        self, claim: Payment, stripe_id: str, client_secret: str
+    ) -> Payment | None:
         """The intent waits for the buyer's authentication; None when the claim is gone."""
         doc: Document | None = await self.collection.find_one_and_update(
             self._held(claim),
@@ -185,33 +211,34 @@ class Payments:
             },
             return_document=ReturnDocument.AFTER,
         )
-        return doc
+        return _payment_or_none(doc)
 
-    async def mark_paid(self, claim: Document, stripe_id: str, amount: int) -> Document | None:
-        """Record the charge and publish `payment:created` in the same write; None when
-        the claim is no longer held (another resolver recorded it first)."""
-        event = PaymentCreatedEvent(
-            id=str(claim["_id"]), order_id=claim["orderId"], stripe_id=stripe_id
-        )
-        return await self.outbox.update(
+    async def mark_paid(
+        self, claim: Payment, paid: Payment, events: Iterable[EventPayload]
+    ) -> Payment | None:
+        """Store `paid` (`claim.paid(...)`) with `events` (its `payment:created`) in the
+        same write if `claim` still holds the order; None when it no longer does (another
+        resolver recorded it first)."""
+        doc = await self.outbox.update(
             self.collection,
             self._held(claim),
             {
                 "$set": {
-                    "status": PaymentStatus.PAID.value,
-                    "stripeId": stripe_id,
-                    "amount": amount,
-                    "paidAt": utcnow(),
+                    "status": paid.status.value,
+                    "stripeId": paid.stripe_id,
+                    "amount": paid.amount_cents,
+                    "paidAt": paid.paid_at,
                 }
             },
-            [event],
+            events,
         )
+        return _payment_or_none(doc)
 
-    async def mark_refund_due(self, payment: Document) -> Document | None:
-        """A paid payment whose order ended cancelled: due for a refund now. The document
+    async def mark_refund_due(self, payment: Payment) -> Payment | None:
+        """A paid payment whose order ended cancelled: due for a refund now. The payment
         (also when it already was due or refunded); None when it is not paid."""
         doc: Document | None = await self.collection.find_one_and_update(
-            {"_id": payment["_id"], "status": PaymentStatus.PAID.value},
+            {"_id": ObjectId(payment.id), "status": PaymentStatus.PAID.value},
             {
                 "$set": {
                     "status": PaymentStatus.REFUND_DUE.value,
@@ -221,23 +248,24 @@ class Payments:
             },
             return_document=ReturnDocument.AFTER,
         )
-        if doc is None:
-            doc = await self.get(payment["_id"])
-            if doc is not None and doc["status"] not in (
-                PaymentStatus.REFUND_DUE,
-                PaymentStatus.REFUNDED,
-            ):
-                return None
-        return doc
+        if doc is not None:
+            return _payment_from_doc(doc)
+        current = await self.get(payment.id)
+        if current is None or current.status not in (
+            PaymentStatus.REFUND_DUE,
+            PaymentStatus.REFUNDED,
+        ):
+            return None
+        return current
 
-    async def lease_refund(self, payment: Document, seconds: float) -> Document | None:
+    async def lease_refund(self, payment: Payment, seconds: float) -> Payment | None:
         """Take a due refund whose next try has come for one try, pushing its next try
         `seconds` out (so a concurrent resolver or reconciler round leaves it alone); None
         when it is not due now."""
         now = utcnow()
         doc: Document | None = await self.collection.find_one_and_update(
             {
-                "_id": payment["_id"],
+                "_id": ObjectId(payment.id),
                 "status": PaymentStatus.REFUND_DUE.value,
                 "refundNextAt": {"$lte": now},
                 "needsAttention": {"$ne": True},
@@ -245,9 +273,9 @@ class Payments:
             {"$set": {"refundNextAt": now + timedelta(seconds=seconds)}},
             return_document=ReturnDocument.AFTER,
         )
-        return doc
+        return _payment_or_none(doc)
 
-    async def refunds_due(self, limit: int = 100) -> list[Document]:
+    async def refunds_due(self, limit: int = 100) -> list[Payment]:
         """Payments due for a refund whose next try has come, oldest first."""
         cursor = self.collection.find(
             {
@@ -257,9 +285,9 @@ class Payments:
             }
         ).sort("refundNextAt", 1)
         docs: list[Document] = await cursor.to_list(limit)
-        return docs
+        return [_payment_from_doc(doc) for doc in docs]
 
-    async def refund_failed(self, payment: Document, error: str, next_at: datetime | None) -> None:
+    async def refund_failed(self, payment: Payment, error: str, next_at: datetime | None) -> None:
         """Count a failed refund; `next_at` None: no more tries, a person must look."""
         update: Document = {"refundError": error[:500]}
         if next_at is None:
@@ -267,14 +295,14 @@ class Payments:
         else:
             update["refundNextAt"] = next_at
         await self.collection.update_one(
-            {"_id": payment["_id"], "status": PaymentStatus.REFUND_DUE.value},
+            {"_id": ObjectId(payment.id), "status": PaymentStatus.REFUND_DUE.value},
             {"$set": update, "$inc": {"refundAttempts": 1}},
         )
 
-    async def mark_refunded(self, payment: Document, refund_id: str) -> None:
+    async def mark_refunded(self, payment: Payment, refund_id: str) -> None:
         await self.collection.update_one(
             {
-                "_id": payment["_id"],
+                "_id": ObjectId(payment.id),
                 "status": {"$in": [PaymentStatus.PAID.value, PaymentStatus.REFUND_DUE.value]},
             },
             {
@@ -288,10 +316,10 @@ class Payments:
         )
 
     @staticmethod
-    def _held(claim: Document) -> Document:
+    def _held(claim: Payment) -> Document:
         return {
-            "_id": claim["_id"],
-            "claimId": claim["claimId"],
+            "_id": ObjectId(claim.id),
+            "claimId": claim.claim_id,
             "status": {"$in": [status.value for status in HELD]},
         }
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response
 
 from payments.deps import CheckoutDep, SettingsDep, StripeEventsDep
 from payments.gateway import Intent
-from payments.repository import PaymentStatus
+from payments.models import PaymentStatus
 from payments.schemas import PaymentCreate, PaymentPublic
 from ticketing_common.auth import RequireUser
 from ticketing_common.errors import BadRequestError, PaymentProviderError
@@ -23,14 +23,9 @@ async def create_payment(
     """Pay an order of the signed-in user with a Stripe card token, card or PaymentMethod.
     201 when paid; 202 with the client secret when the card asks for 3-D Secure."""
     payment = await checkout.pay(user.id, body.order_id, body.token)
-    if payment["status"] == PaymentStatus.AUTHENTICATING:
+    if payment.status is PaymentStatus.AUTHENTICATING:
         response.status_code = 202
-        return PaymentPublic(
-            id=str(payment["_id"]),
-            status="requires_action",
-            client_secret=payment["clientSecret"],
-        )
-    return PaymentPublic(id=str(payment["_id"]))
+    return PaymentPublic.of(payment)
 
 
 @router.post("/{payment_id}/complete", response_model_exclude_none=True)
@@ -39,7 +34,7 @@ async def complete_payment(
 ) -> PaymentPublic:
     """After the browser's 3-D Secure step: record the outcome Stripe has for it."""
     payment = await checkout.complete(user.id, path_object_id(payment_id))
-    return PaymentPublic(id=str(payment["_id"]))
+    return PaymentPublic.of(payment)
 
 
 def verified_event(payload: bytes, signature: str | None, secrets: list[str]) -> stripe.Event:

@@ -1,7 +1,10 @@
+from __future__ import annotations
+
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from payments.models import Payment, PaymentStatus
 from ticketing_common.mongo import is_object_id
 from ticketing_common.schemas import RequestBody, Trimmed
 
@@ -45,3 +48,9 @@ class PaymentPublic(BaseModel):
     id: str
     status: str | None = None
     client_secret: str | None = Field(default=None, alias="clientSecret")
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentPublic:
+        if payment.status is PaymentStatus.AUTHENTICATING:
+            return cls(id=payment.id, status="requires_action", client_secret=payment.client_secret)
+        return cls(id=payment.id)

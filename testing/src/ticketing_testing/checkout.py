@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from httpx import Response
 
 from payments.app import create_app
@@ -55,10 +56,14 @@ class PaymentsService(RunningService):
         return await self.http.post(PAYMENTS, json=body, headers=headers)
 
     async def replica(self, order_id: str) -> Document | None:
-        return await self.orders.get(order_id)
+        """The order's replica as stored."""
+        doc: Document | None = await self.orders.collection.find_one({"_id": ObjectId(order_id)})
+        return doc
 
     async def payment(self, order_id: str) -> Document | None:
-        return await self.payments.for_order(order_id)
+        """The order's payment (or claim) as stored."""
+        doc: Document | None = await self.payments.collection.find_one({"orderId": order_id})
+        return doc
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ import logging
 from nats.aio.msg import Msg
 
 from payments.checkout import Checkout
+from payments.models import OrderReplica
 from payments.repository import OrderReplicas
 from ticketing_common.events import (
     Listener,
@@ -14,6 +15,7 @@ from ticketing_common.events import (
     OrderCreatedEvent,
     RetryLater,
 )
+from ticketing_common.money import to_cents
 from ticketing_common.replicas import ReplicaUpdate
 
 logger = logging.getLogger("payments.events")
@@ -28,7 +30,15 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
         self.orders = orders
 
     async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
-        if not await self.orders.add(data):
+        replica = OrderReplica(
+            id=data.id,
+            version=data.version,
+            user_id=data.user_id,
+            price_cents=to_cents(data.ticket.price),
+            status=data.status,
+            expires_at=data.expires_at,
+        )
+        if not await self.orders.add(replica):
             logger.info("order %s already replicated; duplicate ignored", data.id)
 
 
