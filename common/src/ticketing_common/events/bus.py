@@ -12,7 +12,7 @@ import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
@@ -26,6 +26,10 @@ from ticketing_common.tracing import context_from, tracer
 logger = logging.getLogger("ticketing.events")
 
 _RETRYABLE = (nats.errors.Error, asyncio.TimeoutError, OSError)
+# What the server answers the loser of replicas creating one durable consumer at once:
+# each asks for its own delivery inbox, so the second create differs from the first.
+_CONSUMER_TAKEN = {10013, 10105, 10148}
+_CONSUMER_CREATE_TRIES = 5
 
 
 class PublishError(RuntimeError):
@@ -194,16 +198,29 @@ class EventBus:
                 max_ack_pending=1000,
                 filter_subject=listener.subject.value,
             )
-            await self.js.subscribe(
-                listener.subject.value,
-                queue=name,
-                durable=name,
-                stream=STREAM_NAME,
-                config=config,
-                manual_ack=True,
-                cb=listener.bind(self),
-            )
+            await self._subscribe(listener, name, config)
         self._started = True
+
+    async def _subscribe(self, listener: Listener[Any], name: str, config: ConsumerConfig) -> None:
+        """Bind to the consumer `name`, creating it when missing. Replicas starting together
+        may race to create it: the loser binds to the winner's on its next try."""
+        for attempt in range(_CONSUMER_CREATE_TRIES):
+            try:
+                await self.js.subscribe(
+                    listener.subject.value,
+                    queue=name,
+                    durable=name,
+                    stream=STREAM_NAME,
+                    config=config,
+                    manual_ack=True,
+                    cb=listener.bind(self),
+                )
+                return
+            except BadRequestError as exc:
+                if exc.err_code not in _CONSUMER_TAKEN or attempt + 1 == _CONSUMER_CREATE_TRIES:
+                    raise
+                logger.info("consumer %s was created by another replica; binding to it", name)
+                await asyncio.sleep(0.05 * (attempt + 1))
 
     async def ready(self) -> bool:
         """Connected, and every declared consumer exists on the server."""
