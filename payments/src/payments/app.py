@@ -2,15 +2,15 @@
 
 import logging
 
-from payments.checkout import Checkout
 from payments.config import SERVICE, Settings, get_settings
 from payments.deps import State
-from payments.events.listeners import OrderCancelledListener, OrderCreatedListener
+from payments.events.listeners import order_listeners
 from payments.gateway import StripeGateway
 from payments.metrics import PaymentOutcomes
 from payments.reconciler import RefundReconciler
 from payments.repository import OrderReplicas, Payments, StripeEvents
 from payments.routes import router
+from payments.service import PaymentService
 from ticketing_common.app import Opened, Service, app_factory
 
 logger = logging.getLogger("payments.app")
@@ -40,8 +40,15 @@ async def open_state(opened: Opened[Settings]) -> State:
         lease=2 * settings.STRIPE_TIMEOUT_SECONDS + 5,
         outcomes=outcomes,
     )
-    checkout = Checkout(
-        orders, payments, gateway, refunds, settings.PAYMENT_CLAIM_TIMEOUT_SECONDS, outcomes
+    stripe_events = StripeEvents(opened.db.stripe_events)
+    service = PaymentService(
+        orders,
+        payments,
+        stripe_events,
+        gateway,
+        refunds,
+        settings.PAYMENT_CLAIM_TIMEOUT_SECONDS,
+        outcomes,
     )
     if settings.STRIPE_WEBHOOK_SECRET is None:
         logger.warning("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused")
@@ -51,8 +58,8 @@ async def open_state(opened: Opened[Settings]) -> State:
         orders=orders,
         payments=payments,
         refunds=refunds,
-        checkout=checkout,
-        stripe_events=StripeEvents(opened.db.stripe_events),
+        stripe_events=stripe_events,
+        payment_service=service,
     )
 
 
@@ -60,14 +67,11 @@ create_app = app_factory(
     Service(
         name=SERVICE,
         title="Ticketing payments",
-        router=router,
         state=open_state,
         outbox=lambda db: [db.payments],
-        listeners=lambda state: [
-            OrderCreatedListener(state["orders"]),
-            OrderCancelledListener(state["orders"], state["checkout"]),
-        ],
+        listeners=lambda state: order_listeners(state["payment_service"]),
         tasks=lambda state: [state["refunds"]],
+        router=router,
     ),
     get_settings,
 )

@@ -37,6 +37,16 @@ class Settings(EventSettings):
     REFUND_RETRY_MAX_SECONDS: float = Field(default=3600.0, gt=0)
     REFUND_MAX_ATTEMPTS: int = Field(default=30, ge=1)
 
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """What a webhook's signature may verify with: the current secret, then the
+        previous one during a rotation; none when webhooks are not configured."""
+        return [
+            secret
+            for secret in (self.STRIPE_WEBHOOK_SECRET, self.STRIPE_WEBHOOK_SECRET_PREVIOUS)
+            if secret is not None
+        ]
+
     @field_validator("STRIPE_KEY")
     @classmethod
     def _secret_key(cls, value: str) -> str:

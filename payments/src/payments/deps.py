@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from payments.checkout import Checkout
 from payments.config import Settings
 from payments.reconciler import RefundReconciler
 from payments.repository import OrderReplicas, Payments, StripeEvents
+from payments.service import PaymentService
 from ticketing_common.state import ServiceState, from_state
 
 
@@ -16,12 +16,11 @@ class State(ServiceState):
     orders: OrderReplicas
     payments: Payments
     refunds: RefundReconciler
-    checkout: Checkout
+    payment_service: PaymentService
     stripe_events: StripeEvents
 
 
-CheckoutDep = Annotated[Checkout, Depends(from_state(State, lambda state: state["checkout"]))]
-StripeEventsDep = Annotated[
-    StripeEvents, Depends(from_state(State, lambda state: state["stripe_events"]))
+PaymentServiceDep = Annotated[
+    PaymentService, Depends(from_state(State, lambda state: state["payment_service"]))
 ]
 SettingsDep = Annotated[Settings, Depends(from_state(State, lambda state: state["settings"]))]

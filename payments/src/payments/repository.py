@@ -43,22 +43,22 @@ from ticketing_common.replicas import ReplicaUpdate, apply_in_order, insert_repl
 def _replica_from_doc(doc: Document) -> OrderReplica:
     return OrderReplica(
         id=str(doc["_id"]),
-        version=doc["version"],
+        status=OrderStatus(doc["status"]),
         user_id=doc["userId"],
         price_cents=doc["priceCents"],
-        status=OrderStatus(doc["status"]),
         expires_at=as_utc(doc["expiresAt"]),
+        version=doc["version"],
     )
 
 
 def _replica_to_doc(replica: OrderReplica) -> Document:
     return {
         "_id": ObjectId(replica.id),
-        "version": replica.version,
+        "status": replica.status.value,
         "userId": replica.user_id,
         "priceCents": replica.price_cents,
-        "status": replica.status.value,
         "expiresAt": replica.expires_at,
+        "version": replica.version,
     }
 
 
@@ -70,10 +70,10 @@ def _payment_from_doc(doc: Document) -> Payment:
     attempt = doc.get("attempt")
     return Payment(
         id=str(doc["_id"]),
+        status=PaymentStatus(doc["status"]),
         order_id=doc["orderId"],
         user_id=doc["userId"],
         claim_id=doc["claimId"],
-        status=PaymentStatus(doc["status"]),
         claimed_at=as_utc(doc["claimedAt"]),
         attempt=None if attempt is None else Attempt(attempt["paymentMethod"], attempt["amount"]),
         stripe_id=doc.get("stripeId"),

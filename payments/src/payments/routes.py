@@ -3,7 +3,7 @@ import logging
 import stripe
 from fastapi import APIRouter, Request, Response
 
-from payments.deps import CheckoutDep, SettingsDep, StripeEventsDep
+from payments.deps import PaymentServiceDep, SettingsDep
 from payments.gateway import Intent
 from payments.models import PaymentStatus
 from payments.schemas import PaymentCreate, PaymentPublic
@@ -18,11 +18,11 @@ logger = logging.getLogger("payments.webhooks")
 
 @router.post("", status_code=201, response_model_exclude_none=True, response_model_by_alias=True)
 async def create_payment(
-    body: PaymentCreate, user: RequireUser, checkout: CheckoutDep, response: Response
+    body: PaymentCreate, user: RequireUser, service: PaymentServiceDep, response: Response
 ) -> PaymentPublic:
     """Pay an order of the signed-in user with a Stripe card token, card or PaymentMethod.
     201 when paid; 202 with the client secret when the card asks for 3-D Secure."""
-    payment = await checkout.pay(user.id, body.order_id, body.token)
+    payment = await service.pay(user.id, body.order_id, body.token)
     if payment.status is PaymentStatus.AUTHENTICATING:
         response.status_code = 202
     return PaymentPublic.of(payment)
@@ -30,10 +30,10 @@ async def create_payment(
 
 @router.post("/{payment_id}/complete", response_model_exclude_none=True)
 async def complete_payment(
-    payment_id: str, user: RequireUser, checkout: CheckoutDep
+    payment_id: str, user: RequireUser, service: PaymentServiceDep
 ) -> PaymentPublic:
     """After the browser's 3-D Secure step: record the outcome Stripe has for it."""
-    payment = await checkout.complete(user.id, path_object_id(payment_id))
+    payment = await service.complete(user.id, path_object_id(payment_id))
     return PaymentPublic.of(payment)
 
 
@@ -52,15 +52,11 @@ def verified_event(payload: bytes, signature: str | None, secrets: list[str]) ->
 
 @router.post("/webhooks/stripe")
 async def stripe_webhook(
-    request: Request, checkout: CheckoutDep, events: StripeEventsDep, settings: SettingsDep
+    request: Request, service: PaymentServiceDep, settings: SettingsDep
 ) -> dict[str, bool]:
     """Stripe's signed events. The signature covers the raw body, so it is read as bytes;
     no session, no body model. A replayed event id changes nothing."""
-    secrets = [
-        secret
-        for secret in (settings.STRIPE_WEBHOOK_SECRET, settings.STRIPE_WEBHOOK_SECRET_PREVIOUS)
-        if secret is not None
-    ]
+    secrets = settings.webhook_secrets
     if not secrets:
         logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
         raise PaymentProviderError("Webhooks are not configured")
@@ -70,10 +66,6 @@ async def stripe_webhook(
     except (stripe.SignatureVerificationError, ValueError) as exc:
         logger.warning("refused a webhook: %s", str(exc)[:200])
         raise BadRequestError("Invalid signature") from exc
-    if await events.seen(event.id):
-        logger.info("webhook event %s (%s) already processed", event.id, event.type)
-        return {"received": True}
-    if event.type.startswith("payment_intent."):
-        await checkout.on_intent_event(event.type, Intent.of(event.data.object))
-    await events.record(event.id, event.type)
+    intent = Intent.of(event.data.object) if event.type.startswith("payment_intent.") else None
+    await service.stripe_event(event.id, event.type, intent)
     return {"received": True}

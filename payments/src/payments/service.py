@@ -1,4 +1,7 @@
-"""Paying an order once, and refunding a paid order that ended cancelled.
+"""The rules of the payments service: paying an order once (the payment and completion
+routes, Stripe's webhooks), keeping the order replicas (the `order:created` and
+`order:cancelled` handlers of docs/SPEC.md §4), and refunding a paid order that ended
+cancelled.
 
 The claim (see `repository`) is taken before Stripe is called and the order is checked
 again after it, while the `order:cancelled` listener marks the replica cancelled before
@@ -24,15 +27,17 @@ from payments.gateway import Intent, PaymentDeclined, ProviderUnavailable, Strip
 from payments.metrics import PaymentOutcomes
 from payments.models import OrderReplica, Payment, PaymentStatus
 from payments.reconciler import RefundReconciler
-from payments.repository import OrderReplicas, Payments
+from payments.repository import OrderReplicas, Payments, StripeEvents
 from ticketing_common.errors import (
     BadRequestError,
     NotAuthorizedError,
     NotFoundError,
     PaymentProviderError,
 )
-from ticketing_common.events import RetryLater
+from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent, RetryLater
+from ticketing_common.money import to_cents
 from ticketing_common.mongo import utcnow
+from ticketing_common.replicas import ReplicaUpdate
 
 logger = logging.getLogger("payments.checkout")
 
@@ -50,11 +55,12 @@ WEBHOOK_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_
 MAX_CLAIM_ROUNDS = 3
 
 
-class Checkout:
+class PaymentService:
     def __init__(
         self,
         orders: OrderReplicas,
         payments: Payments,
+        stripe_events: StripeEvents,
         gateway: StripeGateway,
         refunds: RefundReconciler,
         claim_timeout: float,
@@ -62,6 +68,7 @@ class Checkout:
     ) -> None:
         self.orders = orders
         self.payments = payments
+        self.stripe_events = stripe_events
         self.gateway = gateway
         self.refunds = refunds
         self.claim_timeout = claim_timeout
@@ -327,7 +334,17 @@ class Checkout:
 
     # Stripe's webhooks -----------------------------------------------------------------
 
-    async def on_intent_event(self, event_type: str, intent: Intent) -> None:
+    async def stripe_event(self, event_id: str, event_type: str, intent: Intent | None) -> None:
+        """A verified Stripe event (`intent` is its object when it is about a
+        PaymentIntent), handled once: a replayed event id changes nothing."""
+        if await self.stripe_events.seen(event_id):
+            logger.info("webhook event %s (%s) already processed", event_id, event_type)
+            return
+        if intent is not None:
+            await self._on_intent_event(event_type, intent)
+        await self.stripe_events.record(event_id, event_type)
+
+    async def _on_intent_event(self, event_type: str, intent: Intent) -> None:
         """A signed `payment_intent.*` event: complete or release the attempt it names,
         if the request path has not. Idempotent: anything already recorded is left."""
         if event_type not in WEBHOOK_EVENTS or intent.order_id is None:
@@ -366,9 +383,34 @@ class Checkout:
         except ProviderUnavailable as exc:
             raise PaymentProviderError() from exc
 
-    # The order:cancelled listener -------------------------------------------------------
+    # The order events -------------------------------------------------------------------
 
-    async def settle_cancelled(self, order_id: str) -> None:
+    async def order_created(self, data: OrderCreatedEvent) -> None:
+        """Store the replica of a new order; a duplicate is a no-op."""
+        replica = OrderReplica(
+            id=data.id,
+            version=data.version,
+            user_id=data.user_id,
+            price_cents=to_cents(data.ticket.price),
+            status=data.status,
+            expires_at=data.expires_at,
+        )
+        if not await self.orders.add(replica):
+            logger.info("order %s already replicated; duplicate ignored", data.id)
+
+    async def order_cancelled(self, data: OrderCancelledEvent) -> None:
+        """Mark the replica cancelled on top of the version just before (RetryLater while
+        that version has not arrived); then settle the order's payment."""
+        outcome = await self.orders.apply_cancelled(data.id, data.version)
+        if outcome is ReplicaUpdate.NOT_YET:
+            raise RetryLater(f"order {data.id} replica is not at version {data.version - 1}")
+        if outcome is ReplicaUpdate.ALREADY_APPLIED:
+            logger.info("order %s v%d already applied", data.id, data.version)
+        # Also on a redelivery: an earlier delivery may have stopped at an attempt in
+        # flight or a failed refund; settling is idempotent.
+        await self._settle_cancelled(data.id)
+
+    async def _settle_cancelled(self, order_id: str) -> None:
         """After the replica is marked cancelled: wait for an attempt in flight, cancel an
         intent waiting for authentication, and make a charge of the order due for a refund
         (which the reconciler retries; this handler does not wait for it)."""
