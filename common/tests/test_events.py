@@ -108,6 +108,26 @@ class TestRoundTrip:
         assert sorted(ids) == sorted(e.id for e in events)
         assert first.calls and second.calls
 
+    async def test_replicas_starting_at_once_all_bind_and_share_the_queue(
+        self, jetstream_clean, buses
+    ):
+        recorders = [Recorder() for _ in range(6)]
+        opened = [EventBus("orders", event_settings(jetstream_clean)) for _ in recorders]
+        buses.extend(opened)
+        for bus, recorder in zip(opened, recorders, strict=True):
+            await bus.connect()
+            bus.add_listener(recorder)
+        # Each finds no consumer, then each creates it.
+        await asyncio.gather(*(bus.start_listeners() for bus in opened))
+        events = [ticket() for _ in range(40)]
+        for event in events:
+            await opened[0].publish(event)
+        await eventually(lambda: sum(len(r.calls) for r in recorders) == 40)
+        await asyncio.sleep(0.3)
+        ids = [c.id for r in recorders for c in r.calls]
+        assert sorted(ids) == sorted(e.id for e in events)
+        assert all([await bus.ready() for bus in opened])
+
     async def test_other_service_gets_its_own_copy(self, jetstream_clean, buses):
         orders, payments = Recorder(), Recorder()
         bus = await open_bus(buses, jetstream_clean, "orders", orders)
