@@ -87,5 +87,6 @@ test: install lint
 # A benchmark, not a test: starts the stack as `make dev` does (or pass BENCH_ARGS="--url
 # http://127.0.0.1:8080" for a running one), loads it, and writes the figures into
 # docs/benchmarks.md. BENCH_ARGS="--concurrency 16 --duration 10" are the defaults.
+# REPLICAS=N runs the stack as `make dev REPLICAS=N` does (its own section of the page).
 bench: install
-	$(BIN)/python benchmarks/bench_stack.py --write docs/benchmarks.md $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_stack.py --replicas $(REPLICAS) --write docs/benchmarks.md $(BENCH_ARGS)

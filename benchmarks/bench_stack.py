@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python benchmarks/bench_stack.py [--concurrency 16] [--duration 10]
 [--flow-duration 60] [--url http://127.0.0.1:8080 --localstripe-url http://127.0.0.1:8420]
-[--write FILE] [--profile DIR]`.
+[--write FILE] [--profile DIR] [--replicas N]`.
 
 Without `--url` it starts the stack exactly as `make dev` does (free ports, its own NATS,
 Redis and localstripe) and stops it at the end. Each scenario runs `--concurrency`
@@ -25,6 +25,10 @@ public API: the time from the ticket's 201 until the first order request for it 
 succeeds has answered (polling every 2 ms idle, 20 ms under load); it includes that
 request's own round trip.
 It is measured on an idle stack (one ticket at a time) and inside scenario c.
+
+With `--replicas N` (`make bench REPLICAS=N`) the stack runs N processes of every HTTP
+service and N expiration workers, as `make dev REPLICAS=N` does; each service's CPU is the
+sum over its replicas, and `--write` fills the replicas section (one per N).
 
 With `--profile DIR`, py-spy samples the stack's Python processes during b and c, and the
 report splits each process's CPU per operation by layer (ASGI and FastAPI, pydantic, JWT,
@@ -65,6 +69,9 @@ END = "<!-- bench_stack:end -->"
 # With --profile, --write fills this section instead (the profiler slows what it samples).
 PROFILE_BEGIN = "<!-- bench_profile:begin -->"
 PROFILE_END = "<!-- bench_profile:end -->"
+# With --replicas N above 1, --write fills the section of that N.
+REPLICAS_BEGIN = "<!-- bench_stack_replicas_{n}:begin -->"
+REPLICAS_END = "<!-- bench_stack_replicas_{n}:end -->"
 PASSWORD = "bench-pass-1234"
 # Polling for a replica: finely on the idle stack (to time the event), gently under load
 # (each poll is a request the services must serve too).
@@ -181,7 +188,12 @@ class CpuMeter:
 
     @staticmethod
     def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        return {name: after[name] - before.get(name, after[name]) for name in after}
+        """Per service: a replica's CPU (`tickets-2`) counts as its service's (`tickets`)."""
+        used: dict[str, float] = {}
+        for name in after:
+            service = re.sub(r"-\d+$", "", name)
+            used[service] = used.get(service, 0.0) + after[name] - before.get(name, after[name])
+        return used
 
 
 async def closed_loop(
@@ -882,6 +894,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stripe-key", default=DEV_STRIPE_KEY)
     parser.add_argument("--write", type=Path, help="also write the report into this file")
     parser.add_argument(
+        "--replicas",
+        type=int,
+        default=int(os.environ.get("REPLICAS") or 1),
+        help="processes per HTTP service and expiration workers, as make dev REPLICAS=N "
+        "(default: $REPLICAS, else 1; a stack given by --url runs what it runs)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -892,6 +911,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.flow_duration <= 0:
         parser.error("--concurrency, --duration and --flow-duration must be positive")
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
 
     header = machine()
     stack_pids: dict[str, int] = {}
@@ -903,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
             header.append(f"- stack: running at {gateway_url}, localstripe at {localstripe_url}")
         else:
             print("starting the stack as make dev does ...", file=sys.stderr, flush=True)
-            stack = running.enter_context(Stack())
+            stack = running.enter_context(Stack(replicas=args.replicas))
             gateway_url = stack.gateway_url
             assert stack.localstripe_url is not None
             localstripe_url = stack.localstripe_url
@@ -913,6 +934,11 @@ def main(argv: list[str] | None = None) -> int:
             header.append(
                 "- stack: started by the benchmark as `make dev` runs it "
                 "(one uvicorn worker per service, MONGO_URI=memory://, localstripe)"
+                if args.replicas == 1
+                else f"- stack: started by the benchmark as `make dev REPLICAS={args.replicas}` "
+                f"runs it ({args.replicas} uvicorn processes per HTTP service behind the "
+                f"gateway, {args.replicas} expiration workers, each service's database in "
+                "one mongo_wire, localstripe); a service's CPU is summed over its replicas"
             )
         run = Run(
             gateway_url=gateway_url,
@@ -935,6 +961,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         if args.profile:
             write_section(args.write, text, PROFILE_BEGIN, PROFILE_END)
+        elif args.replicas > 1:
+            n = args.replicas
+            write_section(args.write, text, REPLICAS_BEGIN.format(n=n), REPLICAS_END.format(n=n))
         else:
             write_section(args.write, text)
         print(f"written to {args.write}", file=sys.stderr)
