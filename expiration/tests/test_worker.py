@@ -45,7 +45,6 @@ ORDER_CREATED = "order:created"
 CONSUMER = durable_name(SERVICE, OrderCreatedEvent.subject)
 REDIS_DB = 3  # the expiration tests' own database, flushed before each test
 ARQ_QUEUE = "arq:queue"
-ARQ_HEALTH_KEY = "arq:queue:health-check"
 
 
 # Fixtures ---------------------------------------------------------------------------------
@@ -308,31 +307,32 @@ class TestWorkerProcess:
     """The real command line: `arq expiration.worker.WorkerSettings` and `arq --check`."""
 
     @staticmethod
-    def env(settings: Settings) -> dict[str, str]:
+    def env(settings: Settings, name: str = "worker-1") -> dict[str, str]:
         return {
             **os.environ,
             "NATS_URL": settings.NATS_URL,
             "REDIS_URL": settings.REDIS_URL,
             "EVENT_RETRY_MIN_SECONDS": "0.2",
             "EVENT_RETRY_MAX_SECONDS": "1",
+            "WORKER_NAME": name,
         }
 
-    def start(self, settings: Settings) -> subprocess.Popen[bytes]:
+    def start(self, settings: Settings, name: str = "worker-1") -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "arq", "expiration.worker.WorkerSettings"],
-            env=self.env(settings),
+            env=self.env(settings, name),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
-    async def check(self, settings: Settings) -> int:
+    async def check(self, settings: Settings, name: str = "worker-1") -> int:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "arq",
             "--check",
             "expiration.worker.WorkerSettings",
-            env=self.env(settings),
+            env=self.env(settings, name),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
@@ -347,7 +347,9 @@ class TestWorkerProcess:
 
         worker = self.start(settings)
         try:
-            await eventually(key_exists(redis, ARQ_HEALTH_KEY), 30, "first health record")
+            await eventually(
+                key_exists(redis, "arq:queue:health-check:worker-1"), 30, "first health record"
+            )
             assert await self.check(settings) == 0
 
             expires_at = datetime.now(UTC) + timedelta(seconds=3)
@@ -379,6 +381,29 @@ class TestWorkerProcess:
         assert [event.data for event in events] == [f'{{"orderId": "{order_id}"}}'.encode()]
         assert events[0].time is not None
         assert events[0].time >= ms(expires_at)
+
+    async def test_each_workers_check_follows_that_worker_while_another_runs(
+        self, settings: Settings, redis: ArqRedis
+    ) -> None:
+        first, second = self.start(settings, "worker-1"), self.start(settings, "worker-2")
+        try:
+            for name in ("worker-1", "worker-2"):
+                key = f"arq:queue:health-check:{name}"
+                await eventually(key_exists(redis, key), 30, f"{name}'s health record")
+            assert [await self.check(settings, n) for n in ("worker-1", "worker-2")] == [0, 0]
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+
+            async def first_check_fails() -> bool:
+                return await self.check(settings, "worker-1") == 1
+
+            await eventually(first_check_fails, HEALTH_CHECK_INTERVAL + 10, "worker-1 failing")
+            assert await self.check(settings, "worker-2") == 0
+        finally:
+            for worker in (first, second):
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+                    worker.wait(15)
 
     def test_health_check_settings_load_without_nats_or_the_web_stack(self) -> None:
         # `arq --check` runs as the liveness probe every period: keep its imports light.

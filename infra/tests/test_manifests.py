@@ -129,9 +129,18 @@ class TestWorkloads:
         text = (K8S / f"{service}-depl.yaml").read_text()
         assert "Two replicas are safe" in text
 
-    def test_the_worker_runs_one_replica(self, manifests: Manifests) -> None:
+    def test_the_workers_run_two_replicas_each_probed_under_its_own_pod_name(
+        self, manifests: Manifests
+    ) -> None:
         workload = manifests.named("Deployment", f"{WORKER}-depl")
-        assert workload["spec"]["replicas"] == 1
+        assert workload["spec"]["replicas"] == 2
+        # WORKER_NAME (its health key) left to the pod's host name, its own per pod.
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        assert "WORKER_NAME" not in [var["name"] for var in container.get("env", [])]
+        assert container["livenessProbe"]["exec"]["command"][-2:] == [
+            "--check",
+            "expiration.worker.WorkerSettings",
+        ]
 
     @pytest.mark.parametrize("service", MONGO_SERVICES)
     def test_each_service_has_its_own_mongodb_on_a_volume(

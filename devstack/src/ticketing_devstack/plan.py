@@ -419,14 +419,17 @@ def _plan(inputs: _Inputs, root: Path, run_dir: Path, routes: list[Route], nginx
         )
         # Workers share the Redis queue: whichever takes an `order:created` schedules the
         # job under the order's id, so it is queued once (expiration.jobs).
+        # Each has a name of its own (its health key's), as each pod has its host name.
         for index in range(1, inputs.replicas + 1):
+            name = replica_name(WORKER, index)
+            worker_env = {**env, "WORKER_NAME": name}
             processes.append(
                 ProcessSpec(
-                    name=replica_name(WORKER, index),
+                    name=name,
                     kind="worker",
                     argv=[arq, WORKER_SETTINGS],
-                    env=env,
-                    probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=env),
+                    env=worker_env,
+                    probe=CommandProbe(argv=[arq, "--check", WORKER_SETTINGS], env=worker_env),
                     replica_of=WORKER if inputs.replicas > 1 else None,
                 )
             )

@@ -1,3 +1,4 @@
+import socket
 from functools import lru_cache
 
 from pydantic import Field
@@ -17,6 +18,9 @@ class Settings(EventSettings):
     # The worker has no HTTP app: with a port, it serves its Prometheus metrics there (any
     # path, `/metrics` included) from a thread; none when unset.
     METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
+    # This worker's name (a pod's is its host name), which names its health key, so that
+    # `arq --check` in its pod tells whether this worker runs, not whether any does.
+    WORKER_NAME: str = Field(default_factory=socket.gethostname, min_length=1)
 
 
 @lru_cache

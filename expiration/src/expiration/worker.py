@@ -2,7 +2,8 @@
 
 Startup connects the event bus and starts the `order:created` listener, which enqueues
 through the worker's own Redis pool; `arq --check expiration.worker.WorkerSettings` is the
-liveness probe (the worker refreshes its health key every HEALTH_CHECK_INTERVAL seconds).
+liveness probe (the worker refreshes its health key every HEALTH_CHECK_INTERVAL seconds; each
+worker has its own, named by WORKER_NAME, so the probe of one sees that one).
 
 The probe imports this module every period, so it imports only arq and the settings: the
 job and the listener (and through them NATS, pydantic models and the shared package's
@@ -103,6 +104,11 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         server.server_close()
 
 
+def health_check_key(settings: Settings) -> str:
+    """The Redis key this worker's health record is kept under (beside arq's default)."""
+    return f"arq:queue:health-check:{settings.WORKER_NAME}"
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """arq's worker settings for `settings` (arq takes a dict or a class alike)."""
     return {
@@ -112,6 +118,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(settings.REDIS_URL),
         "health_check_interval": HEALTH_CHECK_INTERVAL,
+        "health_check_key": health_check_key(settings),
         # On SIGTERM stop taking jobs and let running ones finish (a try takes at most
         # job_timeout) before they are cancelled and left to run again.
         "job_completion_wait": JOB_COMPLETION_WAIT,
