@@ -1,7 +1,7 @@
 """Events (docs/SPEC.md §4): subjects, payloads, and the JetStream publishers and listeners."""
 
 from ticketing_common.events.bus import EventBus, PublishError
-from ticketing_common.events.listener import Listener, RetryLater
+from ticketing_common.events.listener import Handler, Listener, RetryLater
 from ticketing_common.events.outbox import Outbox, outbox_entry, without_outbox
 from ticketing_common.events.payloads import (
     EventPayload,
@@ -23,6 +23,7 @@ __all__ = [
     "EventBus",
     "EventPayload",
     "ExpirationCompleteEvent",
+    "Handler",
     "Listener",
     "OrderCancelledEvent",
     "OrderCreatedEvent",

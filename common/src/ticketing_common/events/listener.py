@@ -74,7 +74,8 @@ class Listener(Generic[E]):
     stays in the trace), and is counted: handled, retried or terminated.
     """
 
-    payload_type: ClassVar[type[EventPayload]]
+    # Set on the class by a subclass, or per instance (`Handler`).
+    payload_type: type[EventPayload]
     # How often a running handler tells JetStream it is still at work.
     progress_interval: ClassVar[float] = PROGRESS_INTERVAL_SECONDS
 
@@ -198,3 +199,15 @@ class Listener(Generic[E]):
             counters.retried_not_ready if isinstance(exc, RetryLater) else counters.retried_failed
         )
         retried.inc()
+
+
+class Handler(Listener[E]):
+    """A listener whose handling is one call, where a service layer holds the rules:
+    `Handler(TicketCreatedEvent, service.ticket_created)`."""
+
+    def __init__(self, payload_type: type[E], handle: Callable[[E], Awaitable[None]]) -> None:
+        self.payload_type = payload_type
+        self.handle = handle
+
+    async def on_message(self, data: E, msg: Msg) -> None:
+        await self.handle(data)
