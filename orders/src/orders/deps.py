@@ -4,17 +4,19 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from orders.config import Settings
-from orders.repository import Orders, TicketReplicas
+from orders.repository import Orders
+from orders.service import OrderService
+from orders.sweeper import ExpirySweeper
 from ticketing_common.state import ServiceState, from_state
 
 
 class State(ServiceState):
-    settings: Settings
+    """The service the routes and listeners call, the sweep it runs, and the orders
+    repository under it (which the tests inspect)."""
+
+    order_service: OrderService
+    expiry_sweeper: ExpirySweeper
     orders: Orders
-    replicas: TicketReplicas
 
 
-OrdersDep = Annotated[Orders, Depends(from_state(State, lambda state: state["orders"]))]
-ReplicasDep = Annotated[TicketReplicas, Depends(from_state(State, lambda state: state["replicas"]))]
-SettingsDep = Annotated[Settings, Depends(from_state(State, lambda state: state["settings"]))]
+OrderServiceDep = Annotated[OrderService, Depends(from_state(State, lambda s: s["order_service"]))]

@@ -1,45 +1,27 @@
-"""All database access of the orders service: orders and the ticket replicas, on
-`Order` and `TicketReplica` records.
+"""The queries of the orders service, on `Order` and `TicketReplica` records.
 
-A record is converted from and to its document here and nowhere else. Every
-check-and-write is one conditional single-document update (docs/SPEC.md §4) storing the
-record a transition of `Order` gives, with the events built from that same record, and
-answering the record as the write left it; it is retried from a fresh read when another
-writer got there first.
+A record is converted from and to its document here and nowhere else. Every change is
+one conditional single-document write (docs/SPEC.md §4) pinned to the version it was
+computed from, storing the record `service` computed (an order together with the events
+built from that same record, through the outbox) and answering the record as the write
+left it. Deciding, and reading again after a miss, is `service`'s.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from orders.events.publishers import order_cancelled_event, order_created_event
-from orders.models import (
-    OPEN_STATUSES,
-    CancelReason,
-    Order,
-    OrderedTicket,
-    TicketReplica,
-)
-from ticketing_common.events import (
-    EventPayload,
-    OrderStatus,
-    Outbox,
-    TicketCreatedEvent,
-    TicketUpdatedEvent,
-)
-from ticketing_common.money import to_cents
+from orders.models import OPEN_STATUSES, Order, OrderedTicket, TicketReplica
+from ticketing_common.events import EventPayload, OrderStatus, Outbox
 from ticketing_common.mongo import Collection, Document, as_utc, utcnow
 from ticketing_common.paging import Page, PageRequest, find_page
-from ticketing_common.replicas import ReplicaUpdate, insert_replica
-
-logger = logging.getLogger("orders")
+from ticketing_common.replicas import insert_replica
 
 
 class TicketReservedError(Exception):
@@ -47,7 +29,11 @@ class TicketReservedError(Exception):
 
 
 class TooManyOpenOrdersError(Exception):
-    """The user holds as many open orders as allowed."""
+    """The user holds as many open orders as allowed: `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 # The index names of the two unique rules an order's insert can break.
@@ -60,11 +46,11 @@ NO_OUTBOX = {"outbox": False}
 def _replica_from_doc(doc: Document) -> TicketReplica:
     return TicketReplica(
         id=str(doc["_id"]),
-        title=doc["title"],
-        price_cents=doc["priceCents"],
         version=doc["version"],
         # Replicas stored before it was kept have had no edit since.
         details_version=doc.get("detailsVersion", 0),
+        title=doc["title"],
+        price_cents=doc["priceCents"],
     )
 
 
@@ -84,14 +70,14 @@ def _order_from_doc(doc: Document) -> Order:
         user_id=doc["userId"],
         status=OrderStatus(doc["status"]),
         expires_at=as_utc(doc["expiresAt"]),
+        version=doc["version"],
+        cancel_reason=doc.get("cancelReason"),
         ticket=OrderedTicket(
             id=str(ticket["id"]),
             title=ticket["title"],
             price_cents=ticket["priceCents"],
             version=ticket["version"],
         ),
-        version=doc["version"],
-        cancel_reason=doc.get("cancelReason"),
     )
 
 
@@ -140,51 +126,34 @@ class TicketReplicas:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
 
-    async def add(self, event: TicketCreatedEvent) -> bool:
+    async def insert(self, replica: TicketReplica) -> bool:
         """Store the replica of a new ticket; False when it is already there."""
-        replica = TicketReplica(
-            id=event.id,
-            title=event.title,
-            price_cents=to_cents(event.price),
-            version=event.version,
-            details_version=event.version,
-        )
-        return await insert_replica(
-            self.collection, {"_id": ObjectId(replica.id), **_replica_state(replica)}
-        )
-
-    async def apply_update(self, event: TicketUpdatedEvent) -> ReplicaUpdate:
-        """Apply `event` if the replica is at the version just before it
-        (`TicketReplica.updated` says what changes)."""
-        ticket_id = ObjectId(event.id)
-        while True:
-            current = await self.get(ticket_id)
-            if current is None or current.version < event.version - 1:
-                return ReplicaUpdate.NOT_YET
-            if current.version >= event.version:
-                return ReplicaUpdate.ALREADY_APPLIED
-            after = current.updated(event.title, to_cents(event.price), event.version)
-            # Pinned to the version read, so `updated` compared with exactly that state; a
-            # miss means another delivery applied it meanwhile (read again to say so).
-            updated = await self.collection.find_one_and_update(
-                {"_id": ticket_id, "version": current.version},
-                {"$set": _replica_state(after)},
-            )
-            if updated is not None:
-                return ReplicaUpdate.APPLIED
+        doc = {"_id": ObjectId(replica.id), **_replica_state(replica)}
+        return await insert_replica(self.collection, doc)
 
     async def get(self, ticket_id: ObjectId | str) -> TicketReplica | None:
         doc: Document | None = await self.collection.find_one({"_id": ObjectId(ticket_id)})
         return None if doc is None else _replica_from_doc(doc)
 
+    async def replace(self, read: TicketReplica, after: TicketReplica) -> TicketReplica | None:
+        """Store `after` if the replica is still at `read`'s version; the replica as
+        written, or None when another delivery came first."""
+        doc: Document | None = await self.collection.find_one_and_update(
+            {"_id": ObjectId(read.id), "version": read.version},
+            {"$set": _replica_state(after)},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _replica_from_doc(doc)
 
+
+@dataclass(frozen=True)
 class Orders:
-    """Orders, written together with their events through the outbox."""
+    """Orders, written together with their events through the outbox; a user's open
+    orders are at most `max_open_per_user`."""
 
-    def __init__(self, collection: Collection, outbox: Outbox, max_open_per_user: int) -> None:
-        self.collection = collection
-        self.outbox = outbox
-        self.max_open_per_user = max_open_per_user
+    collection: Collection
+    outbox: Outbox
+    max_open_per_user: int
 
     async def create_indexes(self) -> None:
         # The reservation: at most one holding order per ticket, enforced by the database
@@ -213,30 +182,18 @@ class Orders:
         # The expiry sweep's query: open orders by due time.
         await self.collection.create_index([("status", ASCENDING), ("expiresAt", ASCENDING)])
 
-    async def create(self, user_id: str, ticket: TicketReplica, expires_at: datetime) -> Order:
-        """Insert a `created` order holding `ticket` and publish `order:created`;
-        TicketReservedError when another order holds it, TooManyOpenOrdersError when the
-        user already holds the most open orders allowed."""
-        order = Order(
-            id=str(ObjectId()),
-            user_id=user_id,
-            status=OrderStatus.CREATED,
-            expires_at=expires_at,
-            ticket=ticket.ordered(),
-            version=0,
-        )
+    async def insert(self, order: Order, events: Iterable[EventPayload]) -> Order:
+        """Store a new open order with `events`; the order as stored. TicketReservedError
+        when another order holds its ticket, TooManyOpenOrdersError when the user already
+        holds the most open orders allowed."""
         while True:
-            doc = _order_to_doc(order, await self._free_slot(user_id))
+            doc = _order_to_doc(order, await self._free_slot(order.user_id))
             try:
-                stored = await self.outbox.insert(
-                    self.collection, doc, [order_created_event(order)]
-                )
+                return _order_from_doc(await self.outbox.insert(self.collection, doc, events))
             except DuplicateKeyError as exc:
                 if not _took_slot(exc):
-                    raise TicketReservedError(ticket.id) from None
+                    raise TicketReservedError(order.ticket.id) from None
                 # A concurrent order of this user took the slot first: pick again.
-            else:
-                return _order_from_doc(stored)
 
     async def _free_slot(self, user_id: str) -> int:
         """The lowest slot none of the user's open orders takes; TooManyOpenOrdersError
@@ -246,7 +203,7 @@ class Orders:
         ).to_list(None)
         free = set(range(self.max_open_per_user)) - {doc["openSlot"] for doc in taken}
         if not free:
-            raise TooManyOpenOrdersError(user_id)
+            raise TooManyOpenOrdersError(self.max_open_per_user)
         return min(free)
 
     async def get(self, order_id: ObjectId | str) -> Order | None:
@@ -263,104 +220,44 @@ class Orders:
     async def due_for_expiry(self, before: datetime, limit: int) -> list[Order]:
         """Up to `limit` `created` orders whose `expiresAt` is at or before `before`,
         the longest overdue first."""
-        docs: list[Document] = (
-            await self.collection.find(
-                {"status": OrderStatus.CREATED.value, "expiresAt": {"$lte": before}},
-                projection=NO_OUTBOX,
-            )
-            .sort([("expiresAt", ASCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-            .to_list(None)
-        )
-        return [_order_from_doc(doc) for doc in docs]
-
-    async def cancel(
-        self,
-        order_id: str,
-        from_statuses: tuple[OrderStatus, ...],
-        reason: CancelReason,
-        *,
-        current: Order | None = None,
-    ) -> tuple[Order | None, bool]:
-        """Cancel the order if its status is one of `from_statuses`, publishing
-        `order:cancelled`; `current` is the order as the caller just read it, to start
-        from. Returns the order as it now is (None when unknown) and whether this call
-        changed it."""
-        return await self._transition(
-            order_id, from_statuses, lambda order: order.cancelled(reason), current
+        return await self._find(
+            {"status": OrderStatus.CREATED.value, "expiresAt": {"$lte": before}},
+            sort=[("expiresAt", ASCENDING), ("_id", ASCENDING)],
+            limit=limit,
         )
 
-    async def cancel_stale(self, replica: TicketReplica) -> int:
-        """Cancel every open order for the ticket priced before its title or price last
-        changed (`replica.details_version`); the count cancelled.
-
-        tickets refuses to reserve exactly these orders (docs/SPEC.md §4): such a change
-        happens only while no order holds the ticket, so an order priced at an earlier
-        version was not reserved before it and will not be after. Idempotent: a cancelled
-        order no longer matches."""
-        docs: list[Document] = await self.collection.find(
+    async def open_priced_before(self, ticket_id: str, version: int) -> list[Order]:
+        """The open orders for the ticket priced at a version before `version`."""
+        return await self._find(
             {
-                "ticket.id": ObjectId(replica.id),
+                "ticket.id": ObjectId(ticket_id),
                 "status": {"$in": [status.value for status in OPEN_STATUSES]},
-                "ticket.version": {"$lt": replica.details_version},
-            },
-            projection=NO_OUTBOX,
-        ).to_list(None)
-        cancelled = 0
-        for order in map(_order_from_doc, docs):
-            _order, changed = await self.cancel(
-                order.id, OPEN_STATUSES, CancelReason.TICKET_CHANGED, current=order
-            )
-            if changed:
-                cancelled += 1
-                logger.info(
-                    "order %s priced at ticket %s v%d, changed at v%d: cancelled",
-                    order.id,
-                    replica.id,
-                    order.ticket.version,
-                    replica.details_version,
-                )
-        return cancelled
-
-    async def expire(
-        self, order_id: str, *, current: Order | None = None
-    ) -> tuple[Order | None, bool]:
-        """The order's time ran out (`expiration:complete`, or the sweep when that never
-        came): cancel it only while it is still `created`; a paid or already cancelled
-        order is left alone. Same return as `cancel`."""
-        return await self.cancel(
-            order_id, (OrderStatus.CREATED,), CancelReason.EXPIRED, current=current
+                "ticket.version": {"$lt": version},
+            }
         )
 
-    async def complete(self, order_id: str) -> tuple[Order | None, bool]:
-        """Mark an open order `complete` (paid). docs/SPEC.md §4 has no event for it, so
-        nothing is published. Same return as `cancel`."""
-        return await self._transition(order_id, OPEN_STATUSES, Order.completed)
+    async def replace(
+        self, read: Order, after: Order, events: Iterable[EventPayload]
+    ) -> Order | None:
+        """Store `after` with `events` if the order is still at `read`'s version; the
+        order as written, or None when another write came first. Leaving an open status
+        frees the user's slot (the cap on open orders)."""
+        query = {"_id": ObjectId(read.id), "version": read.version}
+        update: Document = {"$set": _order_state(after)}
+        if not after.is_open:
+            update["$unset"] = {"openSlot": ""}
+        doc = await self.outbox.update(self.collection, query, update, events)
+        return None if doc is None else _order_from_doc(doc)
 
-    async def _transition(
-        self,
-        order_id: str,
-        from_statuses: tuple[OrderStatus, ...],
-        transition: Callable[[Order], Order],
-        current: Order | None = None,
-    ) -> tuple[Order | None, bool]:
-        if current is None:
-            current = await self.get(order_id)
-        while current is not None and current.status in from_statuses:
-            after = transition(current)
-            events: list[EventPayload] = (
-                [order_cancelled_event(after)] if after.status is OrderStatus.CANCELLED else []
-            )
-            # Conditional on the version just read, so `after` is exactly what is stored
-            # and a concurrent change makes this match nothing: read again and decide
-            # again. Leaving an open status frees the user's slot (the cap on open orders).
-            query = {"_id": ObjectId(current.id), "version": current.version}
-            update = {"$set": _order_state(after), "$unset": {"openSlot": ""}}
-            updated = await self.outbox.update(self.collection, query, update, events)
-            if updated is not None:
-                return _order_from_doc(updated), True
-            current = await self.get(order_id)
-        return current, False
+    async def _find(
+        self, query: Document, sort: list[tuple[str, int]] | None = None, limit: int = 0
+    ) -> list[Order]:
+        cursor = self.collection.find(query, projection=NO_OUTBOX)
+        if sort is not None:
+            cursor = cursor.sort(sort)
+        if limit:
+            cursor = cursor.limit(limit)
+        return [_order_from_doc(doc) for doc in await cursor.to_list(None)]
 
 
 def _took_slot(exc: DuplicateKeyError) -> bool:

@@ -5,8 +5,8 @@ be lost (Redis restarted without its file, a result evicted, a job dropped after
 tries). Left alone such an order would hold its ticket forever, so every
 EXPIRATION_SWEEP_INTERVAL_SECONDS each orders process cancels `created` orders more than
 EXPIRATION_GRACE_SECONDS past `expiresAt`, through the same conditional cancel as the
-listener (`Orders.expire`). Replicas may sweep at once: the cancel is pinned to the
-version read, so one write wins and `order:cancelled` leaves once.
+listener (`OrderService.expire_overdue`). Replicas may sweep at once: the cancel is pinned
+to the version read, so one write wins and `order:cancelled` leaves once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from orders.repository import Orders
+from orders.service import OrderService
 from ticketing_common.mongo import utcnow
 from ticketing_common.periodic import Periodic
 
@@ -27,8 +27,10 @@ BATCH = 100
 class ExpirySweeper:
     """Cancels overdue `created` orders now and then, in the background."""
 
-    def __init__(self, orders: Orders, grace_seconds: float, interval_seconds: float) -> None:
-        self.orders = orders
+    def __init__(
+        self, service: OrderService, grace_seconds: float, interval_seconds: float
+    ) -> None:
+        self.service = service
         self.grace = timedelta(seconds=grace_seconds)
         self._loop = Periodic("expiry-sweeper", self.sweep, interval_seconds)
 
@@ -36,10 +38,9 @@ class ExpirySweeper:
         """One pass: cancel every order overdue by more than the grace; the count cancelled."""
         cancelled = 0
         while True:
-            due = await self.orders.due_for_expiry(utcnow() - self.grace, BATCH)
+            due = await self.service.due_for_expiry(utcnow() - self.grace, BATCH)
             for order in due:
-                _order, changed = await self.orders.expire(order.id, current=order)
-                if changed:
+                if await self.service.expire_overdue(order):
                     cancelled += 1
                     logger.warning(
                         "order %s was still open %s after expiresAt %s (its expiration job "
