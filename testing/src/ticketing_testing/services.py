@@ -83,7 +83,7 @@ async def running_service(
     it at `base_url`, and the lifespan's state."""
     watched = _LifespanState(app)
     async with (
-        LifespanManager(watched, startup_timeout=30) as manager,
+        LifespanManager(watched, startup_timeout=30, shutdown_timeout=30) as manager,
         AsyncClient(transport=ASGITransport(manager.app), base_url=base_url) as http,
     ):
         assert watched.state is not None, "the server passed no lifespan state"
