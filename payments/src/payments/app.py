@@ -4,7 +4,7 @@ import logging
 
 from payments.config import SERVICE, Settings, get_settings
 from payments.deps import State
-from payments.events.listeners import order_listeners
+from payments.events.listeners import listeners_of
 from payments.gateway import StripeGateway
 from payments.metrics import PaymentOutcomes
 from payments.reconciler import RefundReconciler
@@ -69,7 +69,7 @@ create_app = app_factory(
         title="Ticketing payments",
         state=open_state,
         outbox=lambda db: [db.payments],
-        listeners=lambda state: order_listeners(state["payment_service"]),
+        listeners=lambda state: listeners_of(state["payment_service"]),
         tasks=lambda state: [state["refunds"]],
         router=router,
     ),

@@ -4,7 +4,7 @@ from ticketing_common.app import Opened, Service, app_factory
 from ticketing_common.events import Publisher, TicketUpdatedEvent
 from tickets.config import SERVICE, Settings, get_settings
 from tickets.deps import State
-from tickets.events.listeners import OrderCancelledListener, OrderCreatedListener
+from tickets.events.listeners import listeners_of
 from tickets.repository import Tickets
 from tickets.routes import router
 from tickets.service import TicketService
@@ -24,10 +24,7 @@ create_app = app_factory(
         router=router,
         state=open_state,
         outbox=lambda db: [db.tickets],
-        listeners=lambda state: [
-            OrderCreatedListener(state["ticket_service"]),
-            OrderCancelledListener(state["ticket_service"]),
-        ],
+        listeners=lambda state: listeners_of(state["ticket_service"]),
     ),
     get_settings,
 )

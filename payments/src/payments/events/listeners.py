@@ -1,43 +1,15 @@
-"""`order:created` and `order:cancelled`, handed to `PaymentService` (the rules are there)."""
+"""The two subjects payments listens to, each handed to `PaymentService` (the rules are there)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from nats.aio.msg import Msg
+from typing import Any
 
 from payments.service import PaymentService
-from ticketing_common.events import (
-    EventPayload,
-    Listener,
-    OrderCancelledEvent,
-    OrderCreatedEvent,
-)
-
-E = TypeVar("E", bound=EventPayload)
+from ticketing_common.events import Handler, Listener, OrderCancelledEvent, OrderCreatedEvent
 
 
-class _ServiceListener(Listener[E]):
-    """A listener whose handling is one call of `PaymentService`."""
-
-    def __init__(self, service: PaymentService) -> None:
-        self.service = service
-
-
-class OrderCreatedListener(_ServiceListener[OrderCreatedEvent]):
-    payload_type = OrderCreatedEvent
-
-    async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
-        await self.service.order_created(data)
-
-
-class OrderCancelledListener(_ServiceListener[OrderCancelledEvent]):
-    payload_type = OrderCancelledEvent
-
-    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
-        await self.service.order_cancelled(data)
-
-
-def order_listeners(service: PaymentService) -> list[Listener[Any]]:
-    """Both order events, handed to `service`."""
-    return [OrderCreatedListener(service), OrderCancelledListener(service)]
+def listeners_of(service: PaymentService) -> list[Listener[Any]]:
+    return [
+        Handler(OrderCreatedEvent, service.order_created),
+        Handler(OrderCancelledEvent, service.order_cancelled),
+    ]

@@ -1,28 +1,15 @@
-"""`order:created` and `order:cancelled`, handed to `TicketService` (the rules are there)."""
+"""The two subjects tickets listens to, each handed to `TicketService` (the rules are there)."""
 
 from __future__ import annotations
 
-from nats.aio.msg import Msg
+from typing import Any
 
-from ticketing_common.events import Listener, OrderCancelledEvent, OrderCreatedEvent
+from ticketing_common.events import Handler, Listener, OrderCancelledEvent, OrderCreatedEvent
 from tickets.service import TicketService
 
 
-class OrderCreatedListener(Listener[OrderCreatedEvent]):
-    payload_type = OrderCreatedEvent
-
-    def __init__(self, service: TicketService) -> None:
-        self.service = service
-
-    async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
-        await self.service.order_created(data)
-
-
-class OrderCancelledListener(Listener[OrderCancelledEvent]):
-    payload_type = OrderCancelledEvent
-
-    def __init__(self, service: TicketService) -> None:
-        self.service = service
-
-    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
-        await self.service.order_cancelled(data)
+def listeners_of(service: TicketService) -> list[Listener[Any]]:
+    return [
+        Handler(OrderCreatedEvent, service.order_created),
+        Handler(OrderCancelledEvent, service.order_cancelled),
+    ]
