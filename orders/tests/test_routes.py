@@ -122,6 +122,21 @@ class TestCreateOrder:
         assert response.status_code == 401
         assert errors(response) == [{"message": "Not authorized"}]
 
+    async def test_order_sent_while_the_tickets_event_is_on_its_way_waits_for_it(
+        self, client: AsyncClient, probe: Probe
+    ) -> None:
+        # The seller's 201 can reach the buyer before orders has the ticket.
+        event = ticket_created()
+        placing = asyncio.create_task(
+            client.post(ORDERS, json={"ticketId": event.id}, headers=signed_in())
+        )
+        await asyncio.sleep(0.05)
+        assert not placing.done()
+        await probe.publish(event)
+        response = await placing
+        assert response.status_code == 201, response.text
+        assert response.json()["ticket"]["id"] == event.id
+
     async def test_unknown_ticket_is_404(self, client: AsyncClient) -> None:
         response = await client.post(ORDERS, json={"ticketId": random_id()}, headers=signed_in())
         assert response.status_code == 404

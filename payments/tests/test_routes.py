@@ -19,7 +19,7 @@ from ticketing_testing.checkout import (
     seed_order,
 )
 from ticketing_testing.database import connect_yielding
-from ticketing_testing.factories import order_cancelled
+from ticketing_testing.factories import order_cancelled, order_created
 from ticketing_testing.http import errors, fields, signed_in
 from ticketing_testing.stream import Probe
 from ticketing_testing.stripe import TEST_STRIPE_KEY, LocalStripe, stripe_proxy
@@ -455,6 +455,20 @@ class TestPaymentRules:
 
         assert response.status_code == 400
         assert errors(response) == [{"message": "Request body must be a JSON object"}]
+
+    async def test_payment_sent_while_the_orders_event_is_on_its_way_waits_for_it(
+        self, service: PaymentsService, probe: Probe, localstripe: LocalStripe
+    ) -> None:
+        # orders' 201 can reach the buyer before payments has the order.
+        user_id = random_id()
+        event = order_created(user_id=user_id, price="19.99")
+        paying = asyncio.create_task(service.pay(event.id, "pm_card_visa", signed_in(user_id)))
+        await asyncio.sleep(0.05)
+        assert not paying.done()
+        await probe.publish(event)
+        response = await paying
+        assert response.status_code == 201, response.text
+        assert (await service.payment(event.id) or {}).get("status") == PaymentStatus.PAID
 
     async def test_unknown_order_is_404(self, service: PaymentsService) -> None:
         response = await service.pay(random_id(), "pm_card_visa", signed_in())

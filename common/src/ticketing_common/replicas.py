@@ -6,12 +6,38 @@ event applies only on top of the version just before it, whatever order events a
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.errors import DuplicateKeyError
 
 from ticketing_common.mongo import Collection, Document
+
+T = TypeVar("T")
+
+# The first pause while waiting for a replica; each next one doubles.
+_FIRST_PAUSE_SECONDS = 0.002
+
+
+async def arriving(lookup: Callable[[], Awaitable[T | None]], within: float) -> T | None:
+    """What `lookup` finds, looked up again for up to `within` seconds while it finds
+    nothing: the event that brings a replica is usually milliseconds behind the answer that
+    announced it (a buyer pays the moment orders answered 201, while payments' copy of the
+    order is still on its way), so the request waits for it instead of answering 404 and
+    being repeated. None when it has not arrived by then."""
+    found = await lookup()
+    if found is not None or within <= 0:
+        return found
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pause = _FIRST_PAUSE_SECONDS
+    while found is None and (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(pause, left))
+        pause *= 2
+        found = await lookup()
+    return found
 
 
 class ReplicaUpdate(StrEnum):

@@ -17,7 +17,8 @@ async def open_state(opened: Opened[Settings]) -> State:
     orders = Orders(opened.db.orders, opened.outbox, settings.MAX_OPEN_ORDERS_PER_USER)
     await orders.create_indexes()
     window = timedelta(seconds=settings.EXPIRATION_WINDOW_SECONDS)
-    service = OrderService(orders, TicketReplicas(opened.db.tickets), window)
+    replicas = TicketReplicas(opened.db.tickets)
+    service = OrderService(orders, replicas, window, settings.REPLICA_WAIT_SECONDS)
     sweeper = ExpirySweeper(
         service, settings.EXPIRATION_GRACE_SECONDS, settings.EXPIRATION_SWEEP_INTERVAL_SECONDS
     )

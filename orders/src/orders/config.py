@@ -20,6 +20,10 @@ class Settings(EventSettings):
     # Open (`created`, `awaiting:payment`) orders one user may hold at once, so one
     # account cannot reserve the whole catalogue.
     MAX_OPEN_ORDERS_PER_USER: int = Field(default=10, gt=0)
+    # How long a request for a record this service replicates (orders: a ticket; payments:
+    # an order) waits for it to arrive before answering 404: its event is usually a few
+    # milliseconds behind the answer that announced it.
+    REPLICA_WAIT_SECONDS: float = Field(default=0.25, ge=0, le=5)
 
 
 @lru_cache

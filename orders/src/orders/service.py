@@ -41,6 +41,7 @@ from ticketing_common.events import (
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import utcnow
 from ticketing_common.paging import PageRequest
+from ticketing_common.replicas import arriving
 
 logger = logging.getLogger("orders.events")
 
@@ -56,18 +57,23 @@ def _events_of(order: Order) -> list[EventPayload]:
 
 class OrderService:
     def __init__(
-        self, orders: Orders, replicas: TicketReplicas, expiration_window: timedelta
+        self,
+        orders: Orders,
+        replicas: TicketReplicas,
+        expiration_window: timedelta,
+        replica_wait: float = 0.0,
     ) -> None:
         self.orders = orders
         self.replicas = replicas
         self.expiration_window = expiration_window
+        self.replica_wait = replica_wait
 
     # The routes -------------------------------------------------------------------------
 
     async def place(self, user_id: str, ticket_id: str) -> Order:
         """Order a ticket the replicas know, announcing it with `order:created`; it holds
         the ticket until it expires or is cancelled."""
-        ticket = await self.replicas.get(ticket_id)
+        ticket = await arriving(lambda: self.replicas.get(ticket_id), self.replica_wait)
         if ticket is None:
             raise NotFoundError()
         order = Order(

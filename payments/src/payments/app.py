@@ -49,6 +49,7 @@ async def open_state(opened: Opened[Settings]) -> State:
         refunds,
         settings.PAYMENT_CLAIM_TIMEOUT_SECONDS,
         outcomes,
+        settings.REPLICA_WAIT_SECONDS,
     )
     if settings.STRIPE_WEBHOOK_SECRET is None:
         logger.warning("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused")

@@ -22,6 +22,10 @@ class Settings(EventSettings):
     # A claim still `pending` after this long belongs to a request that died mid-payment;
     # the next request or listener resolves it. It must outlast a live attempt's calls.
     PAYMENT_CLAIM_TIMEOUT_SECONDS: float = Field(default=120.0, gt=0)
+    # How long a request for a record this service replicates (orders: a ticket; payments:
+    # an order) waits for it to arrive before answering 404: its event is usually a few
+    # milliseconds behind the answer that announced it.
+    REPLICA_WAIT_SECONDS: float = Field(default=0.25, ge=0, le=5)
     # Verifies the `Stripe-Signature` of webhooks (`whsec_...`, from the Stripe dashboard,
     # `stripe listen`, or what `make dev` registers with localstripe). Unset: every
     # webhook is refused with a 502 and an error log (nothing can be verified).

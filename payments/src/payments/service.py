@@ -37,7 +37,7 @@ from ticketing_common.errors import (
 from ticketing_common.events import OrderCancelledEvent, OrderCreatedEvent, RetryLater
 from ticketing_common.money import to_cents
 from ticketing_common.mongo import utcnow
-from ticketing_common.replicas import ReplicaUpdate
+from ticketing_common.replicas import ReplicaUpdate, arriving
 
 logger = logging.getLogger("payments.checkout")
 
@@ -65,6 +65,7 @@ class PaymentService:
         refunds: RefundReconciler,
         claim_timeout: float,
         outcomes: PaymentOutcomes | None = None,
+        replica_wait: float = 0.0,
     ) -> None:
         self.orders = orders
         self.payments = payments
@@ -73,13 +74,15 @@ class PaymentService:
         self.refunds = refunds
         self.claim_timeout = claim_timeout
         self.outcomes = outcomes or PaymentOutcomes()
+        self.replica_wait = replica_wait
 
     # The payment route ------------------------------------------------------------------
 
     async def pay(self, user_id: str, order_id: str, token: str) -> Payment:
         """Charge the order's price once; the payment, `paid`, or
         `authenticating` when the buyer must finish 3-D Secure in the browser."""
-        self._check_payable(await self.orders.get(order_id), user_id)
+        order = await arriving(lambda: self.orders.get(order_id), self.replica_wait)
+        self._check_payable(order, user_id)
         try:
             claim = await self._claim(order_id, user_id)
             try:
