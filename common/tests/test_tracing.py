@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from nats.aio.msg import Msg
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -21,7 +22,12 @@ from ticketing_common.events.runtime import event_runtime
 from ticketing_common.http.routing import ServiceRoute
 from ticketing_common.metrics import Metrics
 from ticketing_common.mongo import connect_mongo
-from ticketing_common.tracing import log_handler
+from ticketing_common.tracing import (
+    ExportingProvider,
+    WhileExported,
+    current_trace_id,
+    log_handler,
+)
 from ticketing_devstack.servers import NatsServer
 from ticketing_testing import random_id
 from ticketing_testing.events import event_settings, eventually
@@ -185,3 +191,20 @@ class TestDeliverySpans:
         ) == (1, 2)
         assert first.status.status_code == StatusCode.ERROR
         assert second.status.status_code == StatusCode.UNSET
+
+
+class TestWithoutAnExporter:
+    def test_spans_carry_ids_only_until_a_processor_is_added_then_are_recorded(self) -> None:
+        provider = ExportingProvider()
+        provider.sampler = WhileExported(provider)
+        tracer = provider.get_tracer("ticketing.tests")
+        with tracer.start_as_current_span("unexported") as span:
+            assert not span.is_recording()
+            assert span.get_span_context().is_valid
+            assert current_trace_id() == trace.format_trace_id(span.get_span_context().trace_id)
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with tracer.start_as_current_span("exported", attributes={"k": "v"}) as span:
+            assert span.is_recording()
+        finished = exporter.get_finished_spans()
+        assert [(s.name, dict(s.attributes or {})) for s in finished] == [("exported", {"k": "v"})]

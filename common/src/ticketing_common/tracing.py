@@ -6,9 +6,10 @@ the context of the write that made the event), and in the expiration job's argum
 
 `configure_tracing` installs the process' SDK tracer provider once. An exporter is added
 only when the standard variables ask for one (`OTEL_TRACES_EXPORTER`, or an
-`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` for OTLP over HTTP); without them spans get ids
-(logs and messages carry them) and are dropped as they end, no exporter, no queue, no
-thread. `OTEL_SDK_DISABLED=true` turns spans off entirely.
+`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT` for OTLP over HTTP); without them spans are not
+recorded (`WhileExported`) but still get ids, which logs and messages carry: no exporter,
+no queue, no thread, no attributes gathered. `OTEL_SDK_DISABLED=true` turns spans off
+entirely.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 
 logger = logging.getLogger("ticketing.tracing")
 
@@ -68,6 +72,44 @@ def _exporters() -> list[SpanExporter]:
     return exporters
 
 
+class ExportingProvider(TracerProvider):
+    """A tracer provider that knows whether any span processor was added to it."""
+
+    exporting = False
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        self.exporting = True
+
+
+class WhileExported(Sampler):
+    """Record a span only while its provider has somewhere to send it (an exporter asked
+    for by the variables, or a test's in-memory one): a span nobody receives would cost
+    its attributes, events and end-processing for nothing. A dropped span still has a
+    trace id, carried by log lines and `traceparent` (flagged not sampled)."""
+
+    def __init__(self, provider: ExportingProvider) -> None:
+        self.provider = provider
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        decide = ALWAYS_ON if self.provider.exporting else ALWAYS_OFF
+        return decide.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "WhileExported"
+
+
 def configure_tracing(service: str) -> TracerProvider | None:
     """The process' SDK tracer provider, installed on the first call (`service` names the
     resource unless OTEL_SERVICE_NAME does); None when OTEL_SDK_DISABLED is true. A test
@@ -83,7 +125,9 @@ def configure_tracing(service: str) -> TracerProvider | None:
         _provider = current
         return current
     attributes = {} if _env("OTEL_SERVICE_NAME") else {"service.name": service}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = ExportingProvider(resource=Resource.create(attributes))
+    if not _env("OTEL_TRACES_SAMPLER"):  # else the sampler it names
+        provider.sampler = WhileExported(provider)
     for exporter in _exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))
         logger.info("exporting traces with %s", type(exporter).__name__)
