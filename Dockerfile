@@ -55,7 +55,7 @@ USER 10001:10001
 # shell) is PID 1 and gets the pod's SIGTERM. expiration is the arq worker (no port).
 CMD if [ "$SERVICE" = expiration ]; then exec arq --watch "/app/$SERVICE/src" "$SERVICE.worker.WorkerSettings"; fi; \
     exec uvicorn "$SERVICE.app:create_app" --factory --host 0.0.0.0 --port 3000 \
-      --reload --reload-dir "/app/$SERVICE/src" --reload-dir /app/common/src
+      --timeout-keep-alive 75 --reload --reload-dir "/app/$SERVICE/src" --reload-dir /app/common/src
 
 FROM deps AS build
 COPY common/src common/src
@@ -67,5 +67,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM base AS runtime
 COPY --from=build /app/.venv /app/.venv
 USER 10001:10001
+# Idle connections outlive ingress-nginx's 60 s upstream keep-alive, so the controller
+# closes them first and never sends a request on one uvicorn is closing.
 CMD if [ "$SERVICE" = expiration ]; then exec arq "$SERVICE.worker.WorkerSettings"; fi; \
-    exec uvicorn "$SERVICE.app:create_app" --factory --host 0.0.0.0 --port 3000
+    exec uvicorn "$SERVICE.app:create_app" --factory --host 0.0.0.0 --port 3000 \
+      --timeout-keep-alive 75

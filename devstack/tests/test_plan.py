@@ -87,6 +87,7 @@ class TestDefaults:
                 f"{name}.app:create_app",
                 "--factory",
                 *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+                *("--timeout-keep-alive", "75"),
                 "--host",
                 "127.0.0.1",
                 "--port",

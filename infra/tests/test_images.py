@@ -46,7 +46,10 @@ def spec_cmd(service: str, stage: str) -> list[str]:
         watch = f"--watch {src} " if stage == "dev" else ""
         return shlex.split(f"arq {watch}{service}.worker.WorkerSettings")
     reload = f" --reload --reload-dir {src} --reload-dir {WORKDIR}/common/src"
-    serve = f"uvicorn {service}.app:create_app --factory --host 0.0.0.0 --port 3000"
+    serve = (
+        f"uvicorn {service}.app:create_app --factory --host 0.0.0.0 --port 3000"
+        " --timeout-keep-alive 75"
+    )
     return shlex.split(serve + (reload if stage == "dev" else ""))
 
 

@@ -59,7 +59,13 @@ MEMORY_URI = "memory://"
 MAX_REPLICAS = 16
 MONGO_WIRE_MODULE = "ticketing_devstack.mongo_wire"
 # How every HTTP service's uvicorn runs (after `--factory`, before host and port).
-UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools", "--no-access-log")
+# `--timeout-keep-alive` outlasts the gateway's 60 s keep-alive of upstream connections (and
+# ingress-nginx's): the proxy, not uvicorn, closes an idle one, so nginx never sends a
+# request on a connection uvicorn is closing (a POST is then not retried: 503).
+UVICORN_FLAGS = (
+    *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+    *("--timeout-keep-alive", "75"),
+)
 # The gateway's address as the services see it.
 GATEWAY_PROXIES = "127.0.0.1/32,::1/128"
 

@@ -405,7 +405,10 @@ def nginx_route(paths: list[IngressPath], request_path: str) -> IngressPath | No
     return None
 
 
-VALUED_OPTIONS = {"--host", "--port", "--reload-dir", "--watch", "--workers", "--log-level"}
+VALUED_OPTIONS = {
+    *("--host", "--port", "--reload-dir", "--watch", "--workers", "--log-level"),
+    "--timeout-keep-alive",
+}
 
 
 def served_target(command: list[str]) -> str:
