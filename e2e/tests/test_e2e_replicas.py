@@ -100,6 +100,16 @@ def of(messages: list[StoredMessage], subject: str, key: str, value: str) -> lis
     return [m.data for m in messages if m.subject == subject and m.data.get(key) == value]
 
 
+def assert_each_change_once(messages: list[StoredMessage]) -> None:
+    """No message id twice (JetStream dropped every re-publish), and no (subject, record,
+    version) twice (no change was made twice by two replicas)."""
+    assert [k for k, n in Counter(m.msg_id for m in messages).items() if n > 1] == []
+    versions = Counter(
+        (m.subject, m.data["id"], m.data["version"]) for m in messages if "version" in m.data
+    )
+    assert [k for k, n in versions.items() if n > 1] == []
+
+
 # The single-replica purchase scenarios, every test of them, on this stack.
 class TestPurchaseAtThreeReplicas(purchase.TestPurchase):  # type: ignore[misc,name-defined]
     pass
@@ -217,11 +227,7 @@ class TestBuyersRacingAtThreeReplicas:
         self, stack: Stack, race: Race
     ) -> None:
         messages = stored(stack)
-        assert [k for k, n in Counter(m.msg_id for m in messages).items() if n > 1] == []
-        versions = Counter(
-            (m.subject, m.data["id"], m.data["version"]) for m in messages if "version" in m.data
-        )
-        assert [k for k, n in versions.items() if n > 1] == []
+        assert_each_change_once(messages)
         for ticket in race.tickets:
             _, order = race.winner(ticket)
             assert len(of(messages, "order:created", "id", order["id"])) == 1
@@ -366,8 +372,4 @@ class TestReplicasKilledMidLoad:
         self, stack: Stack, killed_mid_load: KilledMidLoad
     ) -> None:
         messages = stored(stack)
-        assert [k for k, n in Counter(m.msg_id for m in messages).items() if n > 1] == []
-        versions = Counter(
-            (m.subject, m.data["id"], m.data["version"]) for m in messages if "version" in m.data
-        )
-        assert [k for k, n in versions.items() if n > 1] == []
+        assert_each_change_once(messages)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from client.api import ApiError, get_api, new_http_client
 from client.config import Settings, get_settings
+from client.models import format_price
 from client.pages import PageError, render_error
 from client.routes import router
 from ticketing_common.app import new_app
@@ -108,7 +109,10 @@ def create_app(
     # httpx logs every request at INFO; the access log already shows each page.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app.state.settings = settings
-    app.state.templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+    # `{{ ticket.price | dollars }}`: a price as the pages show it.
+    templates.env.filters["dollars"] = format_price
+    app.state.templates = templates
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.include_router(router)
     install_page_errors(app)

@@ -51,10 +51,6 @@ class OrderTicket(ApiModel):
     price: Decimal
     version: int
 
-    @property
-    def price_text(self) -> str:
-        return format_price(self.price)
-
 
 class Ticket(OrderTicket):
     user_id: str = Field(alias="userId")

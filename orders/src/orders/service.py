@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bson import ObjectId
@@ -55,18 +56,15 @@ def _events_of(order: Order) -> list[EventPayload]:
     return [order_cancelled_event(order)] if order.status is OrderStatus.CANCELLED else []
 
 
+@dataclass(frozen=True)
 class OrderService:
-    def __init__(
-        self,
-        orders: Orders,
-        replicas: TicketReplicas,
-        expiration_window: timedelta,
-        replica_wait: float = 0.0,
-    ) -> None:
-        self.orders = orders
-        self.replicas = replicas
-        self.expiration_window = expiration_window
-        self.replica_wait = replica_wait
+    """The orders rules, over the orders and the ticket replicas. `replica_wait`: how long
+    an order for a ticket not replicated yet waits for its `ticket:created`."""
+
+    orders: Orders
+    replicas: TicketReplicas
+    expiration_window: timedelta
+    replica_wait: float = 0.0
 
     # The routes -------------------------------------------------------------------------
 
