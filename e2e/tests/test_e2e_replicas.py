@@ -239,6 +239,10 @@ class TestBuyersRacingAtThreeReplicas:
 
 KILLED = ("tickets-2", "orders-2", "expiration-2")
 KILL_TICKETS = 18
+KILL_BUYERS = 6
+# Orders whose events the killed tickets replica may have held unacked: at most one per
+# buyer ordering at the moment of the kill.
+MAX_IN_FLIGHT_AT_THE_KILL = KILL_BUYERS
 # An event a killed replica had taken but not acked is redelivered to another once the
 # consumer's ack wait (30 s) is over.
 ACK_WAIT_SECONDS = 30
@@ -309,7 +313,7 @@ def killed_mid_load(stack: Stack, race: Race) -> KilledMidLoad:
             if len(placed) >= KILL_TICKETS // 3:
                 third.set()
 
-    with ThreadPoolExecutor(6) as pool:
+    with ThreadPoolExecutor(KILL_BUYERS) as pool:
         futures = [pool.submit(buy, b, t) for b, t in zip(buyers, tickets, strict=True)]
         assert third.wait(30), f"a third of the orders not placed: {dict(answers)}"
         killed_after = len(placed)
@@ -326,7 +330,7 @@ def killed_mid_load(stack: Stack, race: Race) -> KilledMidLoad:
 
 
 class TestReplicasKilledMidLoad:
-    def test_the_killed_replicas_were_serving_when_killed(
+    def test_the_replicas_were_killed_with_orders_still_to_place(
         self, stack: Stack, killed_mid_load: KilledMidLoad
     ) -> None:
         assert 0 < killed_mid_load.killed_after < KILL_TICKETS
@@ -338,6 +342,7 @@ class TestReplicasKilledMidLoad:
         self, stack: Stack, killed_mid_load: KilledMidLoad
     ) -> None:
         messages = stored(stack)
+        never_reserved = []
         for ticket in killed_mid_load.tickets:
             order_id = killed_mid_load.orders[ticket]
             assert len(of(messages, "order:created", "id", order_id)) == 1
@@ -351,6 +356,11 @@ class TestReplicasKilledMidLoad:
             # after the order:cancelled (redelivered from a killed replica once the order
             # had expired), never reserved: tickets remembers the cancel.
             assert updates in ([(1, order_id), (2, None)], []), ticket
+            if not updates:
+                never_reserved.append(ticket)
+        # Only an order:created the killed tickets replica held unacked can come after its
+        # order expired: a few of the six buyers' orders in flight at the kill, not most.
+        assert len(never_reserved) <= MAX_IN_FLIGHT_AT_THE_KILL, never_reserved
 
     def test_every_ticket_is_free_again_and_the_next_order_reserves_it(
         self, stack: Stack, killed_mid_load: KilledMidLoad

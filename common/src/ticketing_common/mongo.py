@@ -124,30 +124,27 @@ def path_object_id(value: str) -> ObjectId:
     return ObjectId(value)
 
 
-def versioned(
-    doc_id: Any, expected_version: int, update: Document, condition: Document | None = None
-) -> tuple[Document, Document]:
-    """The query and update of an optimistic-concurrency write: match the document only
-    at `expected_version` (and `condition`), and bump its version with the change. For
-    `collection.find_one_and_update(*versioned(...))` or `outbox.update(collection,
-    *versioned(...), events)`."""
-    query = {"_id": doc_id, "version": expected_version, **(condition or {})}
-    return query, {**update, "$inc": {**update.get("$inc", {}), "version": 1}}
+def at_version(doc_id: ObjectId | str, version: int, condition: Document | None = None) -> Document:
+    """The query of an optimistic-concurrency write: the document only while it is still at
+    the `version` it was read at (and matches `condition`). A write that stores a record's
+    next state (its version set by the record) or bumps it (`update_versioned`) then matches
+    nothing once another write moved the document on: read again and decide again."""
+    return {"_id": ObjectId(doc_id), "version": version, **(condition or {})}
 
 
 async def update_versioned(
     collection: Collection,
-    doc_id: Any,
+    doc_id: ObjectId | str,
     expected_version: int,
     update: Document,
 ) -> Document | None:
     """Apply `update` only if the document is still at `expected_version`, bumping it.
 
     Returns the updated document, or None when the version no longer matches (a lost
-    race) or the document is gone. Writes that publish use `versioned` with the outbox.
+    race) or the document is gone. Writes that publish use `at_version` with the outbox.
     """
-    query, change = versioned(doc_id, expected_version, update)
+    change = {**update, "$inc": {**update.get("$inc", {}), "version": 1}}
     result: Document | None = await collection.find_one_and_update(
-        query, change, return_document=ReturnDocument.AFTER
+        at_version(doc_id, expected_version), change, return_document=ReturnDocument.AFTER
     )
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import tomllib
@@ -76,10 +77,24 @@ def service_module(root: Path, service: str, module: str = "app") -> Path:
 
 
 def is_built(root: Path, service: str, module: str = "app", name: str = "create_app") -> bool:
-    """Whether `<service>/src/<service>/<module>.py` exists and names what we run (defined by
-    `def`, by assignment as in `create_app = app_factory(...)`, or by a module `__getattr__`)."""
+    """Whether `<service>/src/<service>/<module>.py` exists and defines `name` at its top
+    level: by `def` or `class`, by assignment (`create_app = app_factory(...)`), or through
+    a module `__getattr__` that answers it by name (the worker's `WorkerSettings`)."""
     try:
-        source = service_module(root, service, module).read_text()
-    except OSError:
+        tree = ast.parse(service_module(root, service, module).read_text())
+    except (OSError, SyntaxError):
         return False
-    return re.search(rf"\b{re.escape(name)}\b", source) is not None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+            if node.name == "__getattr__" and any(
+                isinstance(c, ast.Constant) and c.value == name for c in ast.walk(node)
+            ):
+                return True
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return True
+    return False

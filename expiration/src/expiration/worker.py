@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from arq.connections import RedisSettings
+from arq.constants import default_queue_name, health_check_key_suffix
 
 from expiration.config import SERVICE, Settings, get_settings
 
@@ -105,8 +106,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def health_check_key(settings: Settings) -> str:
-    """The Redis key this worker's health record is kept under (beside arq's default)."""
-    return f"arq:queue:health-check:{settings.WORKER_NAME}"
+    """The Redis key this worker's health record is kept under: arq's own, named for the
+    worker."""
+    return f"{default_queue_name}{health_check_key_suffix}:{settings.WORKER_NAME}"
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from orders.models import OPEN_STATUSES, Order, OrderedTicket, TicketReplica
 from ticketing_common.events import EventPayload, OrderStatus, Outbox
-from ticketing_common.mongo import Collection, Document, as_utc, utcnow
+from ticketing_common.mongo import Collection, Document, as_utc, at_version, utcnow
 from ticketing_common.paging import Page, PageRequest, find_page
 from ticketing_common.replicas import insert_replica
 
@@ -139,7 +139,7 @@ class TicketReplicas:
         """Store `after` if the replica is still at `read`'s version; the replica as
         written, or None when another delivery came first."""
         doc: Document | None = await self.collection.find_one_and_update(
-            {"_id": ObjectId(read.id), "version": read.version},
+            at_version(read.id, read.version),
             {"$set": _replica_state(after)},
             return_document=ReturnDocument.AFTER,
         )
@@ -242,7 +242,7 @@ class Orders:
         """Store `after` with `events` if the order is still at `read`'s version; the
         order as written, or None when another write came first. Leaving an open status
         frees the user's slot (the cap on open orders)."""
-        query = {"_id": ObjectId(read.id), "version": read.version}
+        query = at_version(read.id, read.version)
         update: Document = {"$set": _order_state(after)}
         if not after.is_open:
             update["$unset"] = {"openSlot": ""}

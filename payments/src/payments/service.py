@@ -19,6 +19,7 @@ anything unclear keep the claim `unknown` for a replay, the completion call or a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from bson import ObjectId
 
@@ -55,26 +56,21 @@ WEBHOOK_EVENTS = frozenset({"payment_intent.succeeded", "payment_intent.payment_
 MAX_CLAIM_ROUNDS = 3
 
 
+@dataclass(frozen=True)
 class PaymentService:
-    def __init__(
-        self,
-        orders: OrderReplicas,
-        payments: Payments,
-        stripe_events: StripeEvents,
-        gateway: StripeGateway,
-        refunds: RefundReconciler,
-        claim_timeout: float,
-        outcomes: PaymentOutcomes | None = None,
-        replica_wait: float = 0.0,
-    ) -> None:
-        self.orders = orders
-        self.payments = payments
-        self.stripe_events = stripe_events
-        self.gateway = gateway
-        self.refunds = refunds
-        self.claim_timeout = claim_timeout
-        self.outcomes = outcomes or PaymentOutcomes()
-        self.replica_wait = replica_wait
+    """The payments rules, over the order replicas, the payments and Stripe.
+    `claim_timeout`: the age at which a `pending` claim counts as abandoned;
+    `replica_wait`: how long a payment of an order not replicated yet waits for its
+    `order:created`."""
+
+    orders: OrderReplicas
+    payments: Payments
+    stripe_events: StripeEvents
+    gateway: StripeGateway
+    refunds: RefundReconciler
+    claim_timeout: float
+    outcomes: PaymentOutcomes = field(default_factory=PaymentOutcomes)
+    replica_wait: float = 0.0
 
     # The payment route ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import ASCENDING
 
 from ticketing_common.events import EventPayload, Outbox
-from ticketing_common.mongo import Collection, Document, utcnow
+from ticketing_common.mongo import Collection, Document, at_version, utcnow
 from ticketing_common.paging import Page, PageRequest, find_page
 from tickets.models import Ticket
 
@@ -143,12 +143,7 @@ class Tickets:
         condition: Document | None = None,
         push: Document | None = None,
     ) -> Ticket | None:
-        query = {
-            "_id": ObjectId(read.id),
-            "version": read.version,
-            "orderId": read.order_id,
-            **(condition or {}),
-        }
+        query = at_version(read.id, read.version, {"orderId": read.order_id, **(condition or {})})
         update: Document = {"$set": _state(after), **({"$push": push} if push else {})}
         doc = await self.outbox.update(self.collection, query, update, events)
         return None if doc is None else _from_doc(doc)
